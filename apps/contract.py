@@ -1,0 +1,244 @@
+"""The HTTP contract every variant implements: models, routes, status codes, /health and start-up."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from math import isfinite
+from typing import Annotated, Any, Literal, Self, TypeVar
+from urllib.parse import unquote, urlsplit
+
+from anyio.to_thread import current_default_thread_limiter
+from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from apps.catalog import VariantSpec
+from apps.settings import AppSettings, StartupError, load_settings
+from bench.urls import mask_url
+
+LIST_LIMIT_DEFAULT = 20
+LIST_LIMIT_MAX = 100
+ITEM_NOT_FOUND = "item not found"
+# Bounds of the SQL column types, enforced here so that out-of-range input is a 422 on every backend
+# instead of a driver overflow (a 500) on some.
+BIGINT_MAX = 2**63 - 1
+INTEGER_MAX = 2**31 - 1
+
+ItemId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
+Limit = Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)]
+Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX)]
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Description = Annotated[str, Field(max_length=2000)]
+Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Quantity = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
+
+
+class ItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    description: Description | None = None
+    price: Price
+    quantity: Quantity = 0
+
+
+class ItemUpdate(BaseModel):
+    """Changes to an item: only the fields given are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Description | None = None
+    price: Price | None = None
+    quantity: Quantity | None = None
+
+    # Validators skip defaults, so this only rejects an explicit null for a column that cannot be NULL.
+    @field_validator("name", "price", "quantity")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may be left out, but not set to null")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+    def values_given(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class ItemResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    description: str | None
+    price: float
+    quantity: int
+
+
+class HealthConfig(BaseModel):
+    pool_size: int
+    max_overflow: int
+    pool_timeout_s: float
+    pool_pre_ping: bool
+    thread_tokens: int
+    database_url: str | None
+
+
+class HealthResponse(BaseModel):
+    """What `GET /health` returns; the harness compares it with what it asked for."""
+
+    status: Literal["ok"] = "ok"
+    variant: str
+    backend: str
+    mode: str
+    driver: str
+    pooled: bool
+    config: HealthConfig
+
+
+T = TypeVar("T")
+
+
+def or_404(found: T | None) -> T:
+    if found is None:
+        raise HTTPException(status_code=404, detail=ITEM_NOT_FOUND)
+    return found
+
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Handler = Callable[..., object]
+
+
+def create_app(
+    module_name: str,
+    variant: VariantSpec,
+    lifespan: Lifespan,
+    *,
+    create_item: Handler,
+    read_item: Handler,
+    list_items: Handler,
+    update_item: Handler,
+    delete_item: Handler,
+) -> FastAPI:
+    """Mount a variant's handlers on the contract's routes; `lifespan` opens what the handlers need."""
+    name = module_name.rpartition(".")[2]
+    app = FastAPI(title=f"item service ({name})", lifespan=_with_settings(name, lifespan))
+    app.add_middleware(_OneLineStartupFailure)
+    app.add_exception_handler(RequestValidationError, _unprocessable)
+    app.add_api_route("/health", _health(name, variant), methods=["GET"], response_model=HealthResponse)
+    app.add_api_route("/items", create_item, methods=["POST"], status_code=201, response_model=ItemResponse)
+    app.add_api_route("/items", list_items, methods=["GET"], response_model=list[ItemResponse])
+    app.add_api_route("/items/{item_id}", read_item, methods=["GET"], response_model=ItemResponse)
+    app.add_api_route("/items/{item_id}", update_item, methods=["PUT"], response_model=ItemResponse)
+    app.add_api_route("/items/{item_id}", delete_item, methods=["DELETE"], status_code=204, response_class=Response)
+    return app
+
+
+async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's own 422 handler, except that a body such as `{"price": Infinity}` cannot turn it into a 500."""
+    # The echoed input may hold a non-finite float, which JSONResponse refuses to encode.
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse(status_code=422, content={"detail": _json_safe(jsonable_encoder(errors))})
+
+
+def _json_safe(value: object) -> object:
+    if isinstance(value, float) and not isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+def _with_settings(name: str, lifespan: Lifespan) -> Lifespan:
+    """Load settings and size the thread pool before the variant's own lifespan; report failures in one line."""
+
+    @asynccontextmanager
+    async def run(app: FastAPI) -> AsyncIterator[None]:
+        app.state.startup_error = None
+        database, password = "", None
+        async with AsyncExitStack() as stack:
+            try:
+                settings = load_settings()
+                if settings.database_url is not None:
+                    database = f" (database {mask_url(settings.database_url)})"
+                    password = _password(settings.database_url)
+                app.state.settings = settings
+                current_default_thread_limiter().total_tokens = settings.thread_tokens
+                await stack.enter_async_context(lifespan(app))
+            except Exception as exc:
+                error = StartupError(f"{name} could not start{database}: {_one_line(exc, password)}")
+                app.state.startup_error = error
+                raise error from exc
+            yield
+
+    return run
+
+
+def _one_line(exc: Exception, password: str | None) -> str:
+    if isinstance(exc, StartupError):
+        return str(exc)
+    # SQLAlchemy wraps the driver's exception, whose own message is the informative part.
+    cause = getattr(exc, "orig", None) or exc
+    line = mask_url(f"{type(cause).__name__}: {' '.join(str(cause).split())}")
+    # Drivers may echo connection parameters outside any URL, where mask_url cannot see them.
+    return line.replace(password, "***") if password else line
+
+
+def _password(url: str) -> str | None:
+    try:
+        return unquote(urlsplit(url).password or "") or None
+    except ValueError:
+        return None
+
+
+class _OneLineStartupFailure:
+    """Uvicorn logs a failed start-up's message as is, and Starlette puts a whole traceback in it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_one_line(message: Message) -> None:
+            error = getattr(scope["app"].state, "startup_error", None)
+            if message["type"] == "lifespan.startup.failed" and error is not None:
+                message = {**message, "message": str(error)}
+            await send(message)
+
+        await self.app(scope, receive, send_one_line)
+
+
+def _health(name: str, variant: VariantSpec) -> Callable[[Request], Awaitable[HealthResponse]]:
+    async def health(request: Request) -> HealthResponse:
+        settings: AppSettings = request.app.state.settings
+        url = settings.database_url
+        return HealthResponse(
+            variant=name,
+            **variant,
+            config=HealthConfig(
+                pool_size=settings.pool_size,
+                max_overflow=settings.max_overflow,
+                pool_timeout_s=settings.pool_timeout_s,
+                pool_pre_ping=settings.pool_pre_ping,
+                # Read back from anyio rather than settings, so /health shows the limit actually in force.
+                thread_tokens=int(current_default_thread_limiter().total_tokens),
+                database_url=None if url is None else mask_url(url),
+            ),
+        )
+
+    return health

@@ -1,0 +1,92 @@
+"""No database: items in a dict, the baseline for what FastAPI alone costs; `async def` routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from itertools import count, islice
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+
+from apps.catalog import VariantSpec
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemResponse,
+    ItemUpdate,
+    Limit,
+    Offset,
+    create_app,
+    or_404,
+)
+from apps.settings import AppSettings
+from bench.dataset import seed_items
+
+VARIANT: VariantSpec = {"backend": "memory", "mode": "async", "driver": "dict", "pooled": False}
+
+
+class ItemStore:
+    """Items by id, filled with the same seeded rows the databases hold."""
+
+    def __init__(self, dataset_rows: int) -> None:
+        # Ids only ever grow, so the dict's insertion order is id order, as ORDER BY id gives in SQL.
+        self.items = {seed.id: ItemResponse(**seed._asdict()) for seed in seed_items(dataset_rows)}
+        self._ids: Iterator[int] = count(dataset_rows + 1)
+
+    def new_id(self) -> int:
+        return next(self._ids)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: AppSettings = app.state.settings
+    app.state.store = ItemStore(settings.dataset_rows)
+    yield
+
+
+async def get_store(request: Request) -> ItemStore:
+    store: ItemStore = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[ItemStore, Depends(get_store)]
+
+
+async def create_item(store: StoreDep, item: ItemCreate) -> ItemResponse:
+    stored = ItemResponse(id=store.new_id(), **item.model_dump())
+    store.items[stored.id] = stored
+    return stored
+
+
+async def read_item(store: StoreDep, item_id: ItemId) -> ItemResponse:
+    return or_404(store.items.get(item_id))
+
+
+async def list_items(store: StoreDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
+    # Clamped because islice refuses stops beyond sys.maxsize, which offset + limit may pass.
+    start = min(offset, len(store.items))
+    return list(islice(store.items.values(), start, start + limit))
+
+
+async def update_item(store: StoreDep, item_id: ItemId, changes: ItemUpdate) -> ItemResponse:
+    stored = or_404(store.items.get(item_id))
+    store.items[item_id] = updated = stored.model_copy(update=changes.values_given())
+    return updated
+
+
+async def delete_item(store: StoreDep, item_id: ItemId) -> None:
+    or_404(store.items.pop(item_id, None))
+
+
+app = create_app(
+    __name__,
+    VARIANT,
+    lifespan,
+    create_item=create_item,
+    read_item=read_item,
+    list_items=list_items,
+    update_item=update_item,
+    delete_item=delete_item,
+)

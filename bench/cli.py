@@ -1,0 +1,261 @@
+"""The `bench` command line: parse options, call the module that does the work, print the outcome."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.exceptions import TyperException
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from apps.catalog import all_variants
+from bench.config import build_spec
+from bench.errors import BenchError
+from bench.load import available_scenarios, get_scenario
+from bench.orchestrate import RunOptions, execute_run
+from bench.plan import Point
+from bench.records import PointRecord
+from bench.report import write_report
+from bench.results import list_runs, open_run
+from bench.urls import mask_url
+
+app = typer.Typer(
+    help="Sync vs async database access behind FastAPI: sweep pool settings under load and chart the answer.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ResultsDir = Annotated[
+    Path, typer.Option("--results-dir", envvar="BENCH_RESULTS_DIR", help="Folder holding one folder per run.")
+]
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """Accept both `--pool-size 2 --pool-size 5` and `--pool-size 2,5`."""
+    if values is None:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+class _ProgressObserver:
+    """Shows point i/N with an ETA, and one line per finished point."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.run_id = ""
+
+    def sweep_started(self, run_id: str, total: int) -> None:
+        self.run_id = run_id
+        console.print(f"run [bold]{run_id}[/]: {total} points")
+        self.progress.start()
+        self.task = self.progress.add_task("starting", total=total)
+
+    def point_started(self, point: Point) -> None:
+        self.progress.update(self.task, description=point.label())
+
+    def point_finished(self, point: Point, record: PointRecord) -> None:
+        if record.status == "ok" and record.metrics is not None:
+            m = record.metrics
+            outcome = (
+                f"[green]ok[/] {m.requests_per_s:8,.0f} req/s  p50 {m.latency_ms_p50:6,.0f} ms  "
+                f"p99 {m.latency_ms_p99:6,.0f} ms  errors {m.error_rate:.1%}"
+            )
+        else:
+            outcome = f"[red]failed[/] {record.error}"
+        self.progress.console.print(f"  {point.index:3d} {point.label():60s} {outcome}")
+        self.progress.advance(self.task)
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+@app.command()
+def run(
+    variant: Annotated[
+        list[str] | None,
+        typer.Option("--variant", "-v", metavar="NAME[,NAME...]", help="Variant(s) to measure; `bench variants` lists them."),
+    ] = None,
+    pool_size: Annotated[
+        list[str] | None,
+        typer.Option("--pool-size", "-p", metavar="N[,N...]", help="pool_size values to sweep."),
+    ] = None,
+    max_overflow: Annotated[
+        list[str] | None,
+        typer.Option("--max-overflow", "-o", metavar="N[,N...]", help="max_overflow values to sweep."),
+    ] = None,
+    users: Annotated[
+        list[str] | None,
+        typer.Option("--users", "-u", metavar="N[,N...]", help="Concurrent Locust users (closed model)."),
+    ] = None,
+    scenario: Annotated[str | None, typer.Option(metavar="NAME", help="Workload from scenarios/ (`bench scenarios`).")] = None,
+    spawn_rate: Annotated[
+        str | None, typer.Option(metavar="PER_S", help="Users started per second (default: all within 1 s).")
+    ] = None,
+    warmup: Annotated[
+        str | None, typer.Option(metavar="SECONDS", help="Warm-up per point, excluded from figures.")
+    ] = None,
+    duration: Annotated[str | None, typer.Option(metavar="SECONDS", help="Measured time per point.")] = None,
+    repeat: Annotated[str | None, typer.Option(metavar="N", help="Repeats of every point (interleaved).")] = None,
+    rows: Annotated[str | None, typer.Option(metavar="N", help="Rows in the seeded dataset.")] = None,
+    pool_timeout: Annotated[
+        str | None, typer.Option(metavar="SECONDS", help="Seconds a request waits for a pooled connection.")
+    ] = None,
+    pre_ping: Annotated[
+        bool | None, typer.Option("--pre-ping/--no-pre-ping", help="Check connections on checkout.")
+    ] = None,
+    thread_tokens: Annotated[
+        str | None, typer.Option(metavar="N", help="anyio thread-pool size for `def` routes (default 40).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file with the same settings.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="A small sweep that finishes in about 2 minutes.")] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="DATABASE_URL",
+            help="Use this PostgreSQL instead of starting one.",
+            show_envvar=True,
+        ),
+    ] = None,
+    results_dir: ResultsDir = Path("results"),
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Name of the run folder (default: a timestamp).")
+    ] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Draw the report when the sweep ends.")] = True,
+) -> None:
+    """Sweep variants x pool_size x max_overflow x users under a Locust scenario and record every point."""
+    cli_values: dict[str, Any] = {
+        "variants": _split(variant),
+        "pool_sizes": _split(pool_size),
+        "max_overflows": _split(max_overflow),
+        "users": _split(users),
+        "scenario": scenario,
+        "spawn_rate": spawn_rate,
+        "warmup_s": warmup,
+        "duration_s": duration,
+        "repeat": repeat,
+        "dataset_rows": rows,
+        "pool_timeout_s": pool_timeout,
+        "pool_pre_ping": pre_ping,
+        "thread_tokens": thread_tokens,
+    }
+    spec = build_spec(cli=cli_values, config_file=config, quick=quick)
+    options = RunOptions(
+        spec=spec,
+        database_url=database_url or None,
+        results_dir=results_dir,
+        run_id=run_id,
+        argv=sys.argv,
+    )
+    observer = _ProgressObserver()
+    try:
+        folder = execute_run(options, observer)
+    except KeyboardInterrupt:
+        observer.stop()
+        where = f" run {observer.run_id} is marked incomplete;" if observer.run_id else ""
+        err_console.print(f"interrupted:{where} every process the harness started has been stopped")
+        raise typer.Exit(130) from None
+    finally:
+        observer.stop()
+    run_record = folder.load_run()
+    console.print(
+        f"run {run_record.run_id}: {run_record.status}, {run_record.points_ok} ok, "
+        f"{run_record.points_failed} failed; records in {folder.path}"
+    )
+    if report:
+        for path in write_report(folder):
+            console.print(f"  wrote {path}")
+
+
+@app.command("report")
+def report_command(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a folder in the results dir) or path.")],
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Draw the charts and the Markdown summary of a finished (or interrupted) run."""
+    folder = open_run(results_dir, run_name)
+    for path in write_report(folder):
+        console.print(f"wrote {path}")
+
+
+@app.command("list")
+def list_command(results_dir: ResultsDir = Path("results")) -> None:
+    """List the runs in the results folder."""
+    runs = list_runs(results_dir)
+    if not runs:
+        console.print(f"no runs in {results_dir}")
+        return
+    table = Table("run", "status", "started", "variants", "points ok/failed/planned", "database")
+    for run_record in runs:
+        variants = ", ".join(run_record.sweep.get("variants", []))
+        points = f"{run_record.points_ok}/{run_record.points_failed}/{run_record.points_planned}"
+        database = run_record.database.label if run_record.database else "–"
+        table.add_row(run_record.run_id, run_record.status, run_record.created_at, variants, points, database)
+    console.print(table)
+
+
+@app.command("variants")
+def variants_command() -> None:
+    """List the item-service variants: backend, mode, driver and what each demonstrates."""
+    table = Table("variant", "backend", "mode", "driver", "pool", "what it shows")
+    for info in all_variants().values():
+        table.add_row(info.name, info.backend, info.mode, info.driver, "yes" if info.pooled else "no", info.description)
+    console.print(table)
+
+
+@app.command("scenarios")
+def scenarios_command() -> None:
+    """List the Locust workloads in scenarios/."""
+    table = Table("scenario", "what it does")
+    for name in available_scenarios():
+        table.add_row(name, get_scenario(name).description)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: user errors end in one line on stderr and exit code 2, never a traceback."""
+    try:
+        result = app(standalone_mode=False)
+    except BenchError as exc:
+        err_console.print(f"error: {mask_url(exc.message)}", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `bench` alone: the help text is the message
+            console.print(exc.format_message(), markup=False, highlight=False)
+            sys.exit(exc.exit_code)
+        err_console.print(f"error: {exc.format_message()} (see --help)", markup=False, highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("interrupted")
+        sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,292 @@
+"""Orchestration: provision the databases, then measure each planned point in turn and record it."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from bench.databases.postgres import PostgresServer, provision_postgres, seed_postgres
+from bench.environment import collect_environment
+from bench.errors import BenchError
+from bench.load import LoadError, LoadSettings, run_load
+from bench.plan import Point, SweepSpec, build_plan
+from bench.records import DatabaseInfo, PointConfig, PointRecord, RunRecord, SeedInfo, ServerInfo
+from bench.results import RunFolder, create_run_folder, remove_run_folder
+from bench.server import ServerStartError, run_server
+from bench.urls import mask_url
+
+SUPPORTED_BACKENDS = ("memory", "postgresql")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
+
+
+class SweepObserver(Protocol):
+    """Whoever shows progress (the CLI's progress bar, or nothing in tests)."""
+
+    def sweep_started(self, run_id: str, total: int) -> None: ...
+    def point_started(self, point: Point) -> None: ...
+    def point_finished(self, point: Point, record: PointRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    spec: SweepSpec
+    database_url: str | None
+    results_dir: Path
+    run_id: str | None
+    argv: list[str]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def new_run_id(suffix: str | None = None) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{suffix}" if suffix else stamp
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID.match(run_id):
+        raise BenchError(f"invalid --run-id {run_id!r}: use letters, digits, '.', '_' or '-' (max 80)")
+    return run_id
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM takes the same path as Ctrl-C, so every child is stopped and the run is marked incomplete."""
+
+    def _raise(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _database_info(server: PostgresServer) -> DatabaseInfo:
+    return DatabaseInfo(
+        kind="postgresql",
+        label=f"PostgreSQL {server.version}",
+        url=mask_url(server.url),
+        embedded=server.embedded,
+        version=server.version,
+        settings=server.settings,
+        bindir=server.bindir,
+    )
+
+
+def _backend_label(backend: str, database: DatabaseInfo | None) -> str:
+    if backend == "memory":
+        return "in-memory (no database)"
+    return database.label if database else backend
+
+
+def _point_config(point: Point, spec: SweepSpec, database: DatabaseInfo | None) -> PointConfig:
+    variant = point.variant
+    return PointConfig(
+        variant=variant.name,
+        backend=variant.backend,
+        backend_label=_backend_label(variant.backend, database),
+        mode=variant.mode,
+        driver=variant.driver,
+        pooled=variant.pooled,
+        scenario=spec.scenario,
+        pool_size=point.pool_size,
+        max_overflow=point.max_overflow,
+        users=point.users,
+        spawn_rate=spec.spawn_rate or float(point.users),
+        warmup_s=spec.warmup_s,
+        duration_s=spec.duration_s,
+        repeat_index=point.repeat_index,
+        pool_timeout_s=spec.pool_timeout_s,
+        pool_pre_ping=spec.pool_pre_ping,
+        thread_tokens=spec.thread_tokens,
+        workers=spec.workers,
+        dataset_rows=spec.dataset_rows,
+    )
+
+
+def _app_settings(config: PointConfig, database_url: str | None) -> dict[str, str]:
+    settings = {
+        "BENCH_THREAD_TOKENS": str(config.thread_tokens),
+        "BENCH_DATASET_ROWS": str(config.dataset_rows),
+    }
+    if database_url is not None:
+        settings["BENCH_DATABASE_URL"] = database_url
+    if config.pool_size is not None and config.max_overflow is not None:
+        settings |= {
+            "BENCH_POOL_SIZE": str(config.pool_size),
+            "BENCH_MAX_OVERFLOW": str(config.max_overflow),
+            "BENCH_POOL_TIMEOUT_S": f"{config.pool_timeout_s:g}",
+            "BENCH_POOL_PRE_PING": "true" if config.pool_pre_ping else "false",
+        }
+    return settings
+
+
+def _check_app_config(config: PointConfig, health: dict[str, object]) -> None:
+    """The app reports the settings it actually runs with; a mismatch would make the point meaningless."""
+    reported = health.get("config")
+    if not isinstance(reported, dict):
+        raise ServerStartError("the app's /health did not report its configuration")
+    expected: dict[str, object] = {"thread_tokens": config.thread_tokens}
+    if config.pooled:
+        expected |= {"pool_size": config.pool_size, "max_overflow": config.max_overflow}
+    wrong = {key: (value, reported.get(key)) for key, value in expected.items() if reported.get(key) != value}
+    if wrong:
+        details = ", ".join(f"{key}={got} (expected {want})" for key, (want, got) in wrong.items())
+        raise ServerStartError(f"the app runs with other settings than requested: {details}")
+
+
+def measure_point(
+    point: Point, spec: SweepSpec, folder: RunFolder, database: PostgresServer | None, run_id: str
+) -> PointRecord:
+    """Seed, start the app, load it, stop it. A failure is recorded with its reason, not raised."""
+    started_at = now_iso()
+    database_info = _database_info(database) if database else None
+    config = _point_config(point, spec, database_info)
+    raw_dir = folder.raw_dir(point.point_id)
+    seed: SeedInfo | None = None
+    server_info: ServerInfo | None = None
+    try:
+        database_url = None
+        if point.variant.backend == "postgresql" and database is not None:
+            database_url = database.url
+            result = seed_postgres(database.url, spec.dataset_rows)
+            seed = SeedInfo(rows=result.rows, reused=result.reused, seconds=round(result.seconds, 3))
+        with run_server(
+            point.variant.name,
+            settings=_app_settings(config, database_url),
+            log_path=raw_dir / "uvicorn.log",
+            workers=spec.workers,
+        ) as server:
+            _check_app_config(config, server.health)
+            server_info = ServerInfo(
+                port=server.port,
+                pid=server.pid,
+                loop=server.loop,
+                http=server.http,
+                access_log=False,
+                app_health=server.health,
+            )
+            load = LoadSettings(
+                scenario=spec.scenario,
+                users=point.users,
+                spawn_rate=config.spawn_rate,
+                warmup_s=spec.warmup_s,
+                duration_s=spec.duration_s,
+                dataset_rows=spec.dataset_rows,
+            )
+            metrics = run_load(server.base_url, load, raw_dir)
+    except (ServerStartError, LoadError, BenchError) as exc:
+        message = exc.message if isinstance(exc, BenchError) else str(exc)
+        return PointRecord(
+            run_id=run_id,
+            point_id=point.point_id,
+            index=point.index,
+            status="failed",
+            error=mask_url(message),
+            config=config,
+            server=server_info,
+            seed=seed,
+            started_at=started_at,
+            finished_at=now_iso(),
+            raw_files=_raw_files(folder, raw_dir),
+        )
+    return PointRecord(
+        run_id=run_id,
+        point_id=point.point_id,
+        index=point.index,
+        status="ok",
+        config=config,
+        metrics=metrics,
+        server=server_info,
+        seed=seed,
+        started_at=started_at,
+        finished_at=now_iso(),
+        raw_files=_raw_files(folder, raw_dir),
+    )
+
+
+def _raw_files(folder: RunFolder, raw_dir: Path) -> list[str]:
+    if not raw_dir.is_dir():
+        return []
+    return sorted(str(path.relative_to(folder.path)) for path in raw_dir.iterdir() if path.is_file())
+
+
+def _check_backends(points: list[Point]) -> None:
+    missing = sorted({p.variant.backend for p in points} - set(SUPPORTED_BACKENDS))
+    if missing:
+        raise BenchError(f"no provisioning for backend {', '.join(missing)} yet; choose other variants")
+
+
+def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
+    """Run the whole sweep. Returns the run folder; raises BenchError for problems found before measuring
+    (then no run folder is left) and KeyboardInterrupt after marking the run incomplete."""
+    spec = options.spec
+    plan = build_plan(spec)
+    _check_backends(plan)
+    run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
+    folder = create_run_folder(options.results_dir, run_id)
+    run = RunRecord(
+        run_id=run_id,
+        status="running",
+        created_at=now_iso(),
+        argv=[mask_url(arg) for arg in options.argv],
+        sweep=spec.model_dump(mode="json"),
+        environment=collect_environment(),
+        points_planned=len(plan),
+    )
+    measured = 0
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(sigterm_as_interrupt())
+            database: PostgresServer | None = None
+            if any(p.variant.backend == "postgresql" for p in plan):
+                database = stack.enter_context(
+                    provision_postgres(
+                        url=options.database_url,
+                        max_connections_needed=spec.max_connections_needed(),
+                        dataset_rows=spec.dataset_rows,
+                        log_path=folder.path / "postgres.log" if options.database_url is None else None,
+                    )
+                )
+                run = run.model_copy(update={"database": _database_info(database)})
+            folder.write_run(run)
+            observer.sweep_started(run_id, len(plan))
+            ok = failed = 0
+            for point in plan:
+                observer.point_started(point)
+                record = measure_point(point, spec, folder, database, run_id)
+                folder.write_point(record)
+                measured += 1
+                ok, failed = (ok + 1, failed) if record.status == "ok" else (ok, failed + 1)
+                run = run.model_copy(update={"points_ok": ok, "points_failed": failed})
+                folder.write_run(run)
+                observer.point_finished(point, record)
+        run = run.model_copy(update={"status": "complete", "finished_at": now_iso()})
+        folder.write_run(run)
+        return folder
+    except BenchError as exc:
+        if measured == 0:
+            remove_run_folder(folder)
+            raise
+        folder.write_run(run.model_copy(update={"status": "failed", "finished_at": now_iso(), "error": exc.message}))
+        raise
+    except KeyboardInterrupt:
+        folder.write_run(
+            run.model_copy(update={"status": "incomplete", "finished_at": now_iso(), "error": "interrupted"})
+        )
+        raise
+    except Exception as exc:
+        # A defect, not a user error: keep the record truthful, then let the traceback through.
+        folder.write_run(run.model_copy(update={"status": "failed", "finished_at": now_iso(), "error": repr(exc)}))
+        raise

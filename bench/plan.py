@@ -1,0 +1,107 @@
+"""Planning: a validated sweep specification expanded into the ordered list of points to measure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from apps.catalog import VariantInfo, all_variants
+from bench.dataset import DEFAULT_ROWS
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+DEFAULT_VARIANTS = ("memory", "pg_sqla_sync", "pg_sqla_async", "pg_sqla_blocking")
+
+
+class SweepSpec(BaseModel):
+    """What a run measures. The same keys are accepted from CLI options and from a `--config` TOML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS), min_length=1)
+    scenario: str = "read_heavy"
+    pool_sizes: list[PositiveInt] = Field(default_factory=lambda: [2, 5, 10], min_length=1)
+    max_overflows: list[NonNegativeInt] = Field(default_factory=lambda: [0, 10], min_length=1)
+    users: list[PositiveInt] = Field(default_factory=lambda: [50], min_length=1)
+    spawn_rate: float | None = Field(default=None, gt=0)  # users started per second; None = all in 1 s
+    warmup_s: float = Field(default=3.0, ge=0, le=3600)
+    duration_s: float = Field(default=10.0, gt=0, le=86_400)
+    repeat: PositiveInt = 1
+    dataset_rows: int = Field(default=DEFAULT_ROWS, ge=1, le=10_000_000)
+    pool_timeout_s: float = Field(default=30.0, gt=0)
+    pool_pre_ping: bool = False
+    thread_tokens: PositiveInt = 40  # anyio's default limiter: what caps `def` routes unless changed
+    workers: PositiveInt = 1
+
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, names: list[str]) -> list[str]:
+        known = all_variants()
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(f"unknown variant {', '.join(unknown)} (known: {', '.join(known)})")
+        return list(dict.fromkeys(names))  # keep order, drop repeats
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, name: str) -> str:
+        from bench.load import available_scenarios  # noqa: PLC0415 - avoids a cycle at import time
+
+        if name not in available_scenarios():
+            raise ValueError(f"unknown scenario {name} (known: {', '.join(available_scenarios())})")
+        return name
+
+    @field_validator("pool_sizes", "max_overflows", "users")
+    @classmethod
+    def _sorted_unique(cls, values: list[int]) -> list[int]:
+        return sorted(set(values))
+
+    def max_connections_needed(self) -> int:
+        """Connections the sweep may open at once: workers x the largest pool (plus its overflow)."""
+        return self.workers * (max(self.pool_sizes) + max(self.max_overflows))
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measurement: a variant under one pool setting and one load, at one repeat."""
+
+    index: int
+    variant: VariantInfo
+    pool_size: int | None
+    max_overflow: int | None
+    users: int
+    repeat_index: int
+
+    @property
+    def point_id(self) -> str:
+        pool = f"ps{self.pool_size}-mo{self.max_overflow}" if self.pool_size is not None else "nopool"
+        return f"{self.index:03d}-{self.variant.name}-{pool}-u{self.users}-r{self.repeat_index}"
+
+    def label(self) -> str:
+        pool = f"pool_size={self.pool_size} max_overflow={self.max_overflow}" if self.variant.pooled else "no pool"
+        return f"{self.variant.name} {pool} users={self.users} repeat={self.repeat_index}"
+
+
+def build_plan(spec: SweepSpec) -> list[Point]:
+    """Expand the grid. Variants are interleaved inside each setting (A B C, A B C, ...) so that drift of
+    the machine over the run does not favour one variant; variants without a pool run once per load."""
+    catalog = all_variants()
+    variants = [catalog[name] for name in spec.variants]
+    points: list[Point] = []
+    for repeat_index in range(1, spec.repeat + 1):
+        for users in spec.users:
+            unpooled_done = False
+            for pool_size in spec.pool_sizes:
+                for max_overflow in spec.max_overflows:
+                    for variant in variants:
+                        if not variant.pooled:
+                            if unpooled_done:
+                                continue
+                            points.append(Point(len(points) + 1, variant, None, None, users, repeat_index))
+                            continue
+                        points.append(Point(len(points) + 1, variant, pool_size, max_overflow, users, repeat_index))
+                    unpooled_done = True
+    return points

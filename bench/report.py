@@ -1,0 +1,183 @@
+"""Report: charts of throughput and latency against pool_size (a panel per max_overflow) and a Markdown
+summary, drawn only from a run folder's records, never from the live system."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt
+
+from apps.catalog import all_variants
+from bench.environment import machine_label
+from bench.records import PointRecord, RunRecord
+from bench.results import RunFolder, write_atomic
+
+_PALETTE = plt.get_cmap("tab10").colors
+
+
+def variant_colour(name: str) -> tuple[float, float, float]:
+    """One colour per variant, the same in every chart of every run (by catalog position)."""
+    names = list(all_variants())
+    index = names.index(name) if name in names else len(names) + sum(map(ord, name))
+    colour = _PALETTE[index % len(_PALETTE)]
+    return (float(colour[0]), float(colour[1]), float(colour[2]))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The median over repeats of one configuration."""
+
+    variant: str
+    mode: str
+    backend_label: str
+    pool_size: int | None
+    max_overflow: int | None
+    users: int
+    repeats: int
+    requests_per_s: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    error_rate: float
+
+
+def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
+    groups: dict[tuple[str, int | None, int | None, int], list[PointRecord]] = defaultdict(list)
+    for point in points:
+        if point.status == "ok" and point.metrics is not None:
+            c = point.config
+            groups[(c.variant, c.pool_size, c.max_overflow, c.users)].append(point)
+    cells = []
+    for (variant, pool_size, max_overflow, users), members in groups.items():
+        metrics = [m.metrics for m in members if m.metrics is not None]
+        cells.append(
+            Cell(
+                variant=variant,
+                mode=members[0].config.mode,
+                backend_label=members[0].config.backend_label,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                users=users,
+                repeats=len(metrics),
+                requests_per_s=statistics.median(m.requests_per_s for m in metrics),
+                latency_ms_p50=statistics.median(m.latency_ms_p50 for m in metrics),
+                latency_ms_p99=statistics.median(m.latency_ms_p99 for m in metrics),
+                error_rate=statistics.median(m.error_rate for m in metrics),
+            )
+        )
+    return sorted(cells, key=lambda c: (c.users, c.variant, c.pool_size or 0, c.max_overflow or 0))
+
+
+def _chart_title(run: RunRecord, users: int, cells: list[Cell]) -> str:
+    scenario = run.sweep.get("scenario", "?")
+    backends = ", ".join(sorted({c.backend_label for c in cells}))
+    return (
+        f"{scenario}: requests/s and p99 vs pool_size, closed model, {users} users\n"
+        f"{backends} | {machine_label(run.environment)}"
+    )
+
+
+def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path]:
+    """One figure per user count: rows = requests/s and p99, columns = max_overflow values."""
+    written: list[Path] = []
+    for users in sorted({c.users for c in cells}):
+        at_users = [c for c in cells if c.users == users]
+        overflows = sorted({c.max_overflow for c in at_users if c.max_overflow is not None}) or [None]
+        figure, axes = plt.subplots(
+            2, len(overflows), figsize=(4.8 * len(overflows) + 1.5, 7.5), squeeze=False, sharex=True
+        )
+        for column, overflow in enumerate(overflows):
+            throughput_axis, latency_axis = axes[0][column], axes[1][column]
+            _draw_panel(throughput_axis, latency_axis, at_users, overflow)
+            throughput_axis.set_title(f"max_overflow = {overflow}")
+            latency_axis.set_xlabel("pool_size")
+        axes[0][0].set_ylabel("requests/s (higher is better)")
+        axes[1][0].set_ylabel("p99 latency, ms (lower is better)")
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
+        figure.suptitle(_chart_title(run, users, at_users), fontsize=10)
+        figure.tight_layout(rect=(0, 0.06, 1, 0.95))
+        path = out_dir / f"pool_size_u{users}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
+
+
+def _draw_panel(throughput_axis: plt.Axes, latency_axis: plt.Axes, cells: list[Cell], overflow: int | None) -> None:
+    pooled = sorted({c.variant for c in cells if c.pool_size is not None})
+    for variant in pooled:
+        series = sorted((c for c in cells if c.variant == variant and c.max_overflow == overflow),
+                        key=lambda c: c.pool_size or 0)  # fmt: skip
+        if not series:
+            continue
+        xs = [c.pool_size for c in series]
+        colour = variant_colour(variant)
+        label = f"{variant} ({series[0].mode})"
+        throughput_axis.plot(xs, [c.requests_per_s for c in series], marker="o", color=colour, label=label)
+        latency_axis.plot(xs, [c.latency_ms_p99 for c in series], marker="o", color=colour, label=label)
+    # Variants without a pool do not depend on pool_size: a flat reference line, not a series.
+    for cell in (c for c in cells if c.pool_size is None):
+        colour = variant_colour(cell.variant)
+        label = f"{cell.variant} (no pool, baseline)"
+        throughput_axis.axhline(cell.requests_per_s, color=colour, linestyle="--", label=label)
+        latency_axis.axhline(cell.latency_ms_p99, color=colour, linestyle="--", label=label)
+    for axis in (throughput_axis, latency_axis):
+        axis.set_ylim(bottom=0)
+        axis.grid(True, alpha=0.3)
+
+
+def _format_pool(value: int | None) -> str:
+    return "–" if value is None else str(value)
+
+
+def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell], charts: list[Path]) -> str:
+    database = run.database
+    lines = [
+        f"# Run {run.run_id}",
+        "",
+        f"- status: **{run.status}** ({run.points_ok} ok, {run.points_failed} failed of {run.points_planned})",
+        f"- scenario: `{run.sweep.get('scenario')}`, closed model, warm-up {run.sweep.get('warmup_s')} s excluded, "
+        f"measured {run.sweep.get('duration_s')} s per point, {run.sweep.get('repeat')} repeat(s)",
+        f"- database: {database.label + (' (embedded, started by bench)' if database.embedded else '')}"
+        if database
+        else "- database: none",
+        f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
+        f"- started {run.created_at}, finished {run.finished_at or '–'}",
+        "",
+        "| variant | mode | pool_size | max_overflow | users | requests/s | p50 ms | p99 ms | errors | repeats |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for c in cells:
+        lines.append(
+            f"| {c.variant} | {c.mode} | {_format_pool(c.pool_size)} | {_format_pool(c.max_overflow)} | {c.users} "
+            f"| {c.requests_per_s:,.0f} | {c.latency_ms_p50:,.0f} | {c.latency_ms_p99:,.0f} "
+            f"| {c.error_rate:.2%} | {c.repeats} |"
+        )
+    failed = [p for p in points if p.status == "failed"]
+    if failed:
+        lines += ["", "## Failed points", ""]
+        lines += [f"- `{p.point_id}`: {p.error}" for p in failed]
+    if charts:
+        lines += ["", "## Charts", ""]
+        lines += [f"![{chart.stem}]({chart.name})" for chart in charts]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(folder: RunFolder) -> list[Path]:
+    """Draw the charts and the summary into <run>/report/; returns the files written."""
+    run = folder.load_run()
+    points = folder.load_points()
+    cells = aggregate(points)
+    out_dir = folder.report_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    charts = draw_pool_charts(run, cells, out_dir) if cells else []
+    summary_path = out_dir / "summary.md"
+    write_atomic(summary_path, summary_markdown(run, points, cells, charts))
+    return [*charts, summary_path]

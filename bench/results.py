@@ -1,0 +1,152 @@
+"""The results folder: atomic writes of run and point records, and loading them back (with upgrades)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from bench.errors import BenchError
+from bench.records import SCHEMA_VERSION, PointRecord, RunRecord
+
+RecordT = TypeVar("RecordT", RunRecord, PointRecord)
+
+RUN_FILE = "run.json"
+POINTS_DIR = "points"
+RAW_DIR = "raw"
+REPORT_DIR = "report"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """One run's folder: results/<run_id>/ with run.json, points/, raw/, report/."""
+
+    path: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    @property
+    def run_file(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / REPORT_DIR
+
+    def raw_dir(self, point_id: str) -> Path:
+        return self.path / RAW_DIR / point_id
+
+    def point_file(self, point_id: str) -> Path:
+        return self.path / POINTS_DIR / f"{point_id}.json"
+
+    def write_run(self, record: RunRecord) -> None:
+        write_json(self.run_file, record.model_dump(mode="json"))
+
+    def write_point(self, record: PointRecord) -> None:
+        write_json(self.point_file(record.point_id), record.model_dump(mode="json"))
+
+    def load_run(self) -> RunRecord:
+        return _load_record(self.run_file, RunRecord)
+
+    def load_points(self) -> list[PointRecord]:
+        points = [_load_record(p, PointRecord) for p in sorted((self.path / POINTS_DIR).glob("*.json"))]
+        return sorted(points, key=lambda p: p.index)
+
+
+def create_run_folder(results_dir: Path, run_id: str) -> RunFolder:
+    """Create results/<run_id>/, failing with one clear line when the folder cannot be written."""
+    try:
+        results_dir.mkdir(parents=True, exist_ok=True)
+        path = results_dir / run_id
+        path.mkdir()
+        probe = path / ".write-probe"
+        probe.write_text("ok", encoding="utf-8")
+        probe.unlink()
+    except FileExistsError:
+        raise BenchError(f"run folder {results_dir / run_id} already exists; choose another --run-id") from None
+    except OSError as exc:
+        raise BenchError(
+            f"cannot write results folder {results_dir}: {exc.strerror or exc}; pass a writable --results-dir"
+        ) from None
+    return RunFolder(path)
+
+
+def remove_run_folder(folder: RunFolder) -> None:
+    """Remove a run that never got to measure anything, so no half-written run is left behind."""
+    shutil.rmtree(folder.path, ignore_errors=True)
+
+
+def open_run(results_dir: Path, run: str) -> RunFolder:
+    """Find a run by id (or by path); one clear line if it does not exist or is not a run."""
+    candidate = Path(run)
+    path = candidate if candidate.is_dir() and (candidate / RUN_FILE).exists() else results_dir / run
+    if not (path / RUN_FILE).is_file():
+        raise BenchError(f"no run named {run!r} in {results_dir}; `bench list` shows the runs there")
+    return RunFolder(path)
+
+
+def list_runs(results_dir: Path) -> list[RunRecord]:
+    """Every readable run in the results folder, oldest first; unreadable folders are skipped."""
+    if not results_dir.is_dir():
+        return []
+    runs: list[RunRecord] = []
+    for run_file in sorted(results_dir.glob(f"*/{RUN_FILE}")):
+        try:
+            runs.append(_load_record(run_file, RunRecord))
+        except BenchError:
+            continue
+    return sorted(runs, key=lambda r: r.created_at)
+
+
+def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Bring an older record up to SCHEMA_VERSION (nothing to do yet: version 1 is the first)."""
+    version = data.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise BenchError(f"{path} is not a bench results file (no schema_version)")
+    if version > SCHEMA_VERSION:
+        raise BenchError(
+            f"{path} was written by a newer bench (schema {version} > {SCHEMA_VERSION}); upgrade bench to read it"
+        )
+    return data
+
+
+def _load_record(path: Path, model: type[RecordT]) -> RecordT:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BenchError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path} is not a bench results file (expected a JSON object)")
+    try:
+        return model.model_validate(_upgrade(data, path))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BenchError(f"{path} is not a valid bench results file ({where}: {first['msg']})") from None

@@ -1,0 +1,68 @@
+"""Planning: the grid expands to the right points, in an order that does not favour a variant."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from bench.plan import SweepSpec, build_plan
+
+
+def test_grid_runs_pooled_variants_per_setting_and_memory_once_per_load() -> None:
+    spec = SweepSpec(
+        variants=["memory", "pg_sqla_sync", "pg_sqla_async"],
+        pool_sizes=[2, 5, 10],
+        max_overflows=[0, 10],
+        users=[20, 40],
+    )
+    plan = build_plan(spec)
+    pooled = [p for p in plan if p.variant.pooled]
+    unpooled = [p for p in plan if not p.variant.pooled]
+    assert len(pooled) == 2 * 3 * 2 * 2
+    assert len(unpooled) == 2  # once per users value, not once per pool setting
+    assert all(p.pool_size is None and p.max_overflow is None for p in unpooled)
+    assert {(p.pool_size, p.max_overflow) for p in pooled} == {(s, o) for s in (2, 5, 10) for o in (0, 10)}
+    assert [p.index for p in plan] == list(range(1, len(plan) + 1))
+    assert len({p.point_id for p in plan}) == len(plan)
+
+
+def test_variants_are_interleaved_inside_each_setting_and_repeats_come_last() -> None:
+    spec = SweepSpec(variants=["pg_sqla_sync", "pg_sqla_async"], pool_sizes=[2, 5], max_overflows=[0], repeat=2)
+    order = [(p.repeat_index, p.pool_size, p.variant.name) for p in build_plan(spec)]
+    assert order == [
+        (1, 2, "pg_sqla_sync"), (1, 2, "pg_sqla_async"),
+        (1, 5, "pg_sqla_sync"), (1, 5, "pg_sqla_async"),
+        (2, 2, "pg_sqla_sync"), (2, 2, "pg_sqla_async"),
+        (2, 5, "pg_sqla_sync"), (2, 5, "pg_sqla_async"),
+    ]  # fmt: skip
+
+
+def test_values_are_sorted_and_deduplicated() -> None:
+    spec = SweepSpec(variants=["pg_sqla_sync", "pg_sqla_sync"], pool_sizes=[10, 2, 10], max_overflows=[5, 0])
+    assert spec.variants == ["pg_sqla_sync"]
+    assert spec.pool_sizes == [2, 10]
+    assert spec.max_overflows == [0, 5]
+
+
+def test_max_connections_needed_covers_largest_pool_and_overflow_per_worker() -> None:
+    spec = SweepSpec(pool_sizes=[2, 20], max_overflows=[0, 15], workers=3)
+    assert spec.max_connections_needed() == 3 * (20 + 15)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pool_sizes", [0]),
+        ("max_overflows", [-1]),
+        ("users", [0]),
+        ("duration_s", 0),
+        ("warmup_s", -1),
+        ("variants", ["no_such_variant"]),
+        ("variants", []),
+        ("scenario", "no_such_scenario"),
+        ("repeat", 0),
+    ],
+)
+def test_invalid_specs_are_rejected(field: str, value: object) -> None:
+    with pytest.raises(ValidationError):
+        SweepSpec.model_validate({field: value})

@@ -1,0 +1,72 @@
+"""The results folder: atomic writes, round trips, and clear errors for files that are not ours."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.errors import BenchError
+from bench.records import SCHEMA_VERSION, RunRecord
+from bench.results import create_run_folder, list_runs, open_run, write_atomic
+
+
+def _run(run_id: str = "r1", created_at: str = "2026-01-01T00:00:00+00:00") -> RunRecord:
+    return RunRecord(
+        run_id=run_id, status="complete", created_at=created_at, argv=["bench", "run"],
+        sweep={"variants": ["memory"]}, environment={"cpu_count": 2}, points_planned=1,
+    )  # fmt: skip
+
+
+def test_atomic_write_replaces_whole_file_and_leaves_no_temporaries(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "file.json"
+    write_atomic(target, "first")
+    write_atomic(target, "second")
+    assert target.read_text() == "second"
+    assert [p.name for p in target.parent.iterdir()] == ["file.json"]
+
+
+def test_run_round_trip_and_listing(tmp_path: Path) -> None:
+    folder = create_run_folder(tmp_path, "r1")
+    folder.write_run(_run())
+    assert open_run(tmp_path, "r1").load_run() == _run()
+    second = create_run_folder(tmp_path, "r0")
+    second.write_run(_run("r0", created_at="2026-02-01T00:00:00+00:00"))
+    assert [r.run_id for r in list_runs(tmp_path)] == ["r1", "r0"]  # by start time, not by name
+
+
+def test_existing_run_folder_is_refused(tmp_path: Path) -> None:
+    create_run_folder(tmp_path, "same")
+    with pytest.raises(BenchError, match="already exists"):
+        create_run_folder(tmp_path, "same")
+
+
+def test_unwritable_results_folder_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(BenchError, match="cannot write results folder"):
+        create_run_folder(blocker / "results", "r1")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("{not json", "cannot read"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"hello": "world"}', "no schema_version"),
+        (json.dumps({"schema_version": SCHEMA_VERSION + 1}), "newer bench"),
+        (json.dumps({"schema_version": SCHEMA_VERSION, "run_id": 3}), "not a valid bench results file"),
+    ],
+)
+def test_corrupt_or_foreign_files_are_reported_not_crashed_on(tmp_path: Path, content: str, expected: str) -> None:
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "run.json").write_text(content)
+    with pytest.raises(BenchError, match=expected):
+        open_run(tmp_path, "bad").load_run()
+    assert list_runs(tmp_path) == []  # listing skips what it cannot read
+
+
+def test_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(BenchError, match="no run named 'missing'"):
+        open_run(tmp_path, "missing")
