@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,6 +17,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from apps.catalog import all_variants
 from bench.config import build_spec
@@ -81,12 +81,14 @@ class _ProgressObserver:
         if record.status == "ok" and record.metrics is not None:
             m = record.metrics
             outcome = (
-                f"[green]ok[/] {m.requests_per_s:8,.0f} req/s  p50 {m.latency_ms_p50:6,.0f} ms  "
+                f"[green]ok[/] {m.requests_per_s:7,.0f} req/s  p50 {m.latency_ms_p50:5,.0f} ms  "
                 f"p99 {m.latency_ms_p99:6,.0f} ms  errors {m.error_rate:.1%}"
             )
         else:
             outcome = f"[red]failed[/] {record.error}"
-        self.progress.console.print(f"  {point.index:3d} {point.label():60s} {outcome}")
+        pool = f"{point.pool_size}+{point.max_overflow}" if point.pool_size is not None else "-"
+        where = f"{point.variant.name:<18} pool {pool:<6} users {point.users:<4} r{point.repeat_index}"
+        self.progress.console.print(f"  {point.index:3d} {where} {outcome}", soft_wrap=True)
         self.progress.advance(self.task)
 
     def stop(self) -> None:
@@ -97,7 +99,9 @@ class _ProgressObserver:
 def run(
     variant: Annotated[
         list[str] | None,
-        typer.Option("--variant", "-v", metavar="NAME[,NAME...]", help="Variant(s) to measure; `bench variants` lists them."),
+        typer.Option(
+            "--variant", "-v", metavar="NAME[,NAME...]", help="Variant(s) to measure; `bench variants` lists them."
+        ),
     ] = None,
     pool_size: Annotated[
         list[str] | None,
@@ -111,7 +115,9 @@ def run(
         list[str] | None,
         typer.Option("--users", "-u", metavar="N[,N...]", help="Concurrent Locust users (closed model)."),
     ] = None,
-    scenario: Annotated[str | None, typer.Option(metavar="NAME", help="Workload from scenarios/ (`bench scenarios`).")] = None,
+    scenario: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Workload from scenarios/ (`bench scenarios`).")
+    ] = None,
     spawn_rate: Annotated[
         str | None, typer.Option(metavar="PER_S", help="Users started per second (default: all within 1 s).")
     ] = None,

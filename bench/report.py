@@ -13,21 +13,23 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.colors import to_rgb
 
 from apps.catalog import all_variants
 from bench.environment import machine_label
 from bench.records import PointRecord, RunRecord
 from bench.results import RunFolder, write_atomic
 
-_PALETTE = plt.get_cmap("tab10").colors
+# matplotlib's default cycle (tab10): C0..C9.
+_PALETTE: list[tuple[float, float, float]] = [to_rgb(f"C{index}") for index in range(10)]
 
 
 def variant_colour(name: str) -> tuple[float, float, float]:
     """One colour per variant, the same in every chart of every run (by catalog position)."""
     names = list(all_variants())
     index = names.index(name) if name in names else len(names) + sum(map(ord, name))
-    colour = _PALETTE[index % len(_PALETTE)]
-    return (float(colour[0]), float(colour[1]), float(colour[2]))
+    return _PALETTE[index % len(_PALETTE)]
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,10 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
     written: list[Path] = []
     for users in sorted({c.users for c in cells}):
         at_users = [c for c in cells if c.users == users]
-        overflows = sorted({c.max_overflow for c in at_users if c.max_overflow is not None}) or [None]
+        overflows: list[int | None] = [*sorted({c.max_overflow for c in at_users if c.max_overflow is not None})]
+        overflows = overflows or [None]  # only unpooled variants: one panel
         figure, axes = plt.subplots(
-            2, len(overflows), figsize=(4.8 * len(overflows) + 1.5, 7.5), squeeze=False, sharex=True
+            2, len(overflows), figsize=(4.8 * len(overflows) + 1.5, 7.5), squeeze=False, sharex=True, sharey="row"
         )
         for column, overflow in enumerate(overflows):
             throughput_axis, latency_axis = axes[0][column], axes[1][column]
@@ -110,27 +113,47 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
     return written
 
 
-def _draw_panel(throughput_axis: plt.Axes, latency_axis: plt.Axes, cells: list[Cell], overflow: int | None) -> None:
+def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], overflow: int | None) -> None:
     pooled = sorted({c.variant for c in cells if c.pool_size is not None})
     for variant in pooled:
         series = sorted((c for c in cells if c.variant == variant and c.max_overflow == overflow),
                         key=lambda c: c.pool_size or 0)  # fmt: skip
         if not series:
             continue
-        xs = [c.pool_size for c in series]
+        xs = [c.pool_size or 0 for c in series]
         colour = variant_colour(variant)
         label = f"{variant} ({series[0].mode})"
         throughput_axis.plot(xs, [c.requests_per_s for c in series], marker="o", color=colour, label=label)
         latency_axis.plot(xs, [c.latency_ms_p99 for c in series], marker="o", color=colour, label=label)
-    # Variants without a pool do not depend on pool_size: a flat reference line, not a series.
+    # Variants without a pool do not depend on pool_size: a flat reference line, not a series. When the
+    # baseline is far above the database variants it would flatten them, so it is written, not drawn to scale.
+    pooled_cells = [c for c in cells if c.pool_size is not None and c.max_overflow == overflow]
     for cell in (c for c in cells if c.pool_size is None):
         colour = variant_colour(cell.variant)
         label = f"{cell.variant} (no pool, baseline)"
-        throughput_axis.axhline(cell.requests_per_s, color=colour, linestyle="--", label=label)
-        latency_axis.axhline(cell.latency_ms_p99, color=colour, linestyle="--", label=label)
+        for axis, value, unit in (
+            (throughput_axis, cell.requests_per_s, "req/s"),
+            (latency_axis, cell.latency_ms_p99, "ms"),
+        ):
+            peak = max((_value(c, axis is throughput_axis) for c in pooled_cells), default=0.0)
+            if pooled_cells and value > 2 * peak:
+                axis.plot([], [], color=colour, linestyle="--", label=label)
+                axis.annotate(
+                    f"{cell.variant} baseline: {value:,.0f} {unit} (off scale)", xy=(0.02, 0.96),
+                    xycoords="axes fraction", va="top", fontsize=8, color=colour,
+                )  # fmt: skip
+            else:
+                axis.axhline(value, color=colour, linestyle="--", label=label)
+    pool_sizes = sorted({c.pool_size for c in pooled_cells if c.pool_size is not None})
     for axis in (throughput_axis, latency_axis):
         axis.set_ylim(bottom=0)
         axis.grid(True, alpha=0.3)
+        if pool_sizes:
+            axis.set_xticks(pool_sizes)
+
+
+def _value(cell: Cell, throughput: bool) -> float:
+    return cell.requests_per_s if throughput else cell.latency_ms_p99
 
 
 def _format_pool(value: int | None) -> str:

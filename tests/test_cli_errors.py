@@ -14,7 +14,7 @@ def bench(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproces
     full_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"COLUMNS": "200"} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "bench", *args],
-        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120,
+        cwd=cwd, env=full_env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
 
 

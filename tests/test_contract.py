@@ -74,14 +74,20 @@ def variant(request: pytest.FixtureRequest) -> VariantInfo:
 
 
 @pytest.fixture
-def app_env(variant: VariantInfo, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The variant's BENCH_* environment, and nothing inherited from the shell running the tests."""
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """No BENCH_* variable inherited from the shell running the tests."""
     for name in list(os.environ):
         if name.startswith("BENCH_"):
             monkeypatch.delenv(name)
+    return monkeypatch
+
+
+@pytest.fixture
+def app_env(variant: VariantInfo, request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch) -> dict[str, str]:
+    """The variant's BENCH_* environment."""
     env = APP_ENV | request.getfixturevalue(BACKEND_FIXTURES[variant.backend])
     for name, value in env.items():
-        monkeypatch.setenv(name, value)
+        clean_env.setenv(name, value)
     return env
 
 
@@ -320,10 +326,10 @@ def test_health_reports_the_variant_and_its_settings(
     }
 
 
-def test_health_masks_the_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_health_masks_the_database_password(clean_env: pytest.MonkeyPatch) -> None:
     # Masking is shared code; the memory variant shows it without needing a database that has a password.
-    monkeypatch.setenv("BENCH_DATABASE_URL", FAKE_URL)
-    monkeypatch.setenv("BENCH_DATASET_ROWS", "0")
+    clean_env.setenv("BENCH_DATABASE_URL", FAKE_URL)
+    clean_env.setenv("BENCH_DATASET_ROWS", "0")
 
     with TestClient(importlib.import_module("apps.memory").app) as memory:
         reported = memory.get("/health").json()["config"]["database_url"]
@@ -348,8 +354,8 @@ def test_invalid_setting_stops_startup_naming_the_variable(
         pass
 
 
-def test_memory_variant_holds_the_seeded_dataset(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("BENCH_DATASET_ROWS", "5")
+def test_memory_variant_holds_the_seeded_dataset(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BENCH_DATASET_ROWS", "5")
     seeded = [item._asdict() for item in seed_items(5)]
 
     with TestClient(importlib.import_module("apps.memory").app) as memory:
@@ -374,11 +380,10 @@ def test_memory_variant_holds_the_seeded_dataset(monkeypatch: pytest.MonkeyPatch
     ids=["unreachable", "not-postgresql", "unset"],
 )
 def test_database_variant_refuses_to_start_without_its_database(
-    variant_name: str, url: str | None, reason: str, monkeypatch: pytest.MonkeyPatch
+    variant_name: str, url: str | None, reason: str, clean_env: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("BENCH_DATABASE_URL", raising=False)
     if url is not None:
-        monkeypatch.setenv("BENCH_DATABASE_URL", url)
+        clean_env.setenv("BENCH_DATABASE_URL", url)
     app = importlib.import_module(VARIANTS[variant_name].module).app
 
     with pytest.raises(StartupError) as raised, TestClient(app):

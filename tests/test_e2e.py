@@ -62,7 +62,7 @@ def test_smoke_sweep_records_every_point_and_draws_the_report(tmp_path: Path) ->
             "--users", "8", "--warmup", "1", "--duration", "2", "--rows", "300",
             "--results-dir", str(results), "--run-id", "smoke",
         ),
-        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600,
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
     run_dir = results / "smoke"
@@ -95,7 +95,7 @@ def test_smoke_sweep_records_every_point_and_draws_the_report(tmp_path: Path) ->
 
     listed = subprocess.run(
         bench_argv("list", "--results-dir", str(results)), cwd=tmp_path, env=clean_env(),
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert "smoke" in listed.stdout and "complete" in listed.stdout
 
@@ -109,6 +109,7 @@ def test_given_database_url_is_used_as_is(tmp_path: Path, postgres_url: str) -> 
             "--no-report",
         ),
         cwd=tmp_path, env=clean_env(DATABASE_URL=postgres_url), capture_output=True, text=True, timeout=300,
+        check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
     run = json.loads((results / "given" / "run.json").read_text())

@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 
 from apps.schema import ITEMS_TABLE, ItemRow
 from bench.databases.pg_cluster import free_port
-from bench.databases.pg_seed import DATASET_TABLE
+from bench.databases.pg_seed import DATASET_TABLE, FINGERPRINT_SQL
 from bench.databases.postgres import seed_postgres
 from bench.dataset import seed_items
 from bench.errors import BenchError
@@ -104,12 +104,7 @@ def test_data_from_another_generator_is_reseeded_even_with_a_matching_fingerprin
     seed_postgres(url, ROWS)
     _execute(url, f"UPDATE {ITEMS_TABLE} SET quantity = quantity + 1 WHERE id = 1")
     _execute(url, f"DELETE FROM {DATASET_TABLE}")
-    _execute(
-        url,
-        f"""INSERT INTO {DATASET_TABLE} (rows, fingerprint) SELECT {ROWS}, md5(string_agg(
-            id::text || '|' || name || '|' || coalesce(description, '') || '|' || price::text || '|'
-            || quantity::text, ',' ORDER BY id)) FROM {ITEMS_TABLE}""",
-    )
+    _execute(url, f"INSERT INTO {DATASET_TABLE} (rows, fingerprint) VALUES ({ROWS}, ({FINGERPRINT_SQL}))")
     assert seed_postgres(url, ROWS).reused is False
     assert _rows(url)[0] == tuple(next(seed_items(1)))
 

@@ -36,6 +36,21 @@ def server() -> Iterator[PostgresServer]:
         yield started
 
 
+@pytest.fixture
+def own_tmp(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A temp root only this test scans for bench-pg-* dirs (other harnesses on the machine clean /tmp too).
+
+    World-searchable, like /tmp, so the unprivileged server user can reach clusters inside it.
+    """
+    root = Path(tempfile.mkdtemp(prefix="bench-test-tmp-"))
+    root.chmod(0o755)
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    monkeypatch.setenv("TMPDIR", str(root))
+    yield root
+    remove_stale_clusters(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def _workdir(url: str) -> Path:
     with psycopg.connect(url) as conn:
         row = conn.execute("SHOW data_directory").fetchone()
@@ -59,7 +74,7 @@ def _dead_pid() -> int:
 
 
 def _stale_dir(owner: str) -> Path:
-    workdir = Path(tempfile.mkdtemp(prefix="bench-pg-", dir=tempfile.gettempdir()))
+    workdir = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     (workdir / OWNER_FILE).write_text(owner + "\n")
     return workdir
 
@@ -91,12 +106,13 @@ def test_throwaway_server_is_an_unprivileged_child_in_its_own_session(server: Po
 
 
 @pytest.mark.parametrize("raised", [None, RuntimeError, KeyboardInterrupt])
-def test_leaving_the_context_stops_the_server_and_removes_its_directory(
-    raised: type[BaseException] | None,
+def test_leaving_the_context_stops_the_server_cleanly_and_removes_its_directory(
+    raised: type[BaseException] | None, tmp_path: Path
 ) -> None:
+    log_path = tmp_path / "logs" / "postgres.log"
     pid, workdir = 0, Path()
     try:
-        with provision_postgres(url=None, max_connections_needed=1, dataset_rows=0) as started:
+        with provision_postgres(url=None, max_connections_needed=1, dataset_rows=0, log_path=log_path) as started:
             assert started.pid is not None
             pid, workdir = started.pid, _workdir(started.url)
             assert _alive(pid) and workdir.is_dir()
@@ -108,6 +124,36 @@ def test_leaving_the_context_stops_the_server_and_removes_its_directory(
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # reaped, not a zombie
     assert not workdir.exists()
+    log = log_path.read_text()  # the log outlives the cluster when the caller chose where it goes
+    assert "received fast shutdown request" in log and "database system is shut down" in log
+
+
+def test_server_that_cannot_start_is_reported_with_its_log_line_and_cleaned_up(own_tmp: Path) -> None:
+    with (
+        pytest.raises(BenchError) as raised,
+        # beyond PostgreSQL's limit for max_connections (262143): the server refuses to start
+        provision_postgres(url=None, max_connections_needed=1_000_000, dataset_rows=0),
+    ):
+        pytest.fail("the context must not be entered")
+    message = raised.value.message
+    assert message.startswith("the throwaway PostgreSQL exited during start-up: ")
+    assert "FATAL" in message and "max_connections" in message
+    assert "\n" not in message
+    assert not list(own_tmp.glob("bench-pg-*"))
+
+
+def test_failing_initdb_is_reported_with_its_error_line(own_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bindir = _fake_bindir(own_tmp / "broken" / "bin")
+    (bindir / "initdb").write_text("#!/bin/sh\necho 'starting'\necho 'initdb: error: disk on fire' >&2\nexit 1\n")
+    for path in (own_tmp / "broken", bindir):
+        path.chmod(0o755)
+    monkeypatch.setenv("PG_BINDIR", str(bindir))
+    with (
+        pytest.raises(BenchError, match=f"initdb from {bindir} failed: initdb: error: disk on fire; "),
+        provision_postgres(url=None, max_connections_needed=1, dataset_rows=0),
+    ):
+        pytest.fail("the context must not be entered")
+    assert not list(own_tmp.glob("bench-pg-*"))
 
 
 def _installed_wheel() -> Path:
@@ -197,6 +243,27 @@ def test_capacity_check_counts_connections_already_in_use(server: PostgresServer
     assert f"allows {slots - 5}" in raised.value.message
 
 
+def test_capacity_check_counts_sessions_an_unprivileged_user_cannot_inspect(server: PostgresServer) -> None:
+    slots = int(server.settings["max_connections"]) - int(server.settings["superuser_reserved_connections"])
+    with psycopg.connect(server.url, autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS bench_plain")
+        admin.execute("CREATE ROLE bench_plain LOGIN")
+    others = [psycopg.connect(server.url) for _ in range(5)]  # superuser sessions: hidden from bench_plain
+    try:
+        with (
+            pytest.raises(BenchError, match=f"needs {slots - 4} connections"),
+            provision_postgres(
+                url=server.url.replace("postgres@", "bench_plain@"),
+                max_connections_needed=slots - 4,
+                dataset_rows=0,
+            ),
+        ):
+            pass
+    finally:
+        for conn in others:
+            conn.close()
+
+
 def test_capacity_check_fails_clearly_when_far_too_many_connections_are_needed(server: PostgresServer) -> None:
     with (
         pytest.raises(BenchError) as raised,
@@ -218,8 +285,10 @@ def test_capacity_check_fails_clearly_when_far_too_many_connections_are_needed(s
             lambda port, server: server.url.replace("postgres@", "nosuchrole:s3cret@"),
             'role "nosuchrole" does not exist',
         ),
+        # libpq would take "cret@127.0.0.1" for the host and print it: refused before connecting
+        (lambda port, server: f"postgresql://bench:s3@cret@127.0.0.1:{port}/bench", "percent-encode"),
     ],
-    ids=["unreachable", "malformed", "unknown-role"],
+    ids=["unreachable", "malformed", "unknown-role", "raw-at-in-password"],
 )
 def test_bad_given_url_is_one_line_naming_the_masked_url_and_the_cause(
     server: PostgresServer, make_url: Callable[[int, PostgresServer], str], cause: str
@@ -231,7 +300,7 @@ def test_bad_given_url_is_one_line_naming_the_masked_url_and_the_cause(
     ):
         pytest.fail("the context must not be entered")
     message = raised.value.message
-    assert "s3cret" not in message and "s3cret" not in str(raised.value)
+    assert "cret" not in message  # neither the password nor a piece of it
     assert "bench:***@127.0.0.1" in message or "nosuchrole:***@127.0.0.1" in message
     assert cause in message
     assert "\n" not in message
@@ -295,21 +364,20 @@ def test_no_binaries_anywhere_says_what_to_install_or_run(tmp_path: Path) -> Non
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root hands the server to another user")
 def test_binaries_the_server_user_cannot_reach_are_refused_up_front(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_tmp: Path
 ) -> None:
     hidden = tmp_path / "private"
     hidden.mkdir(mode=0o700)
     bindir = _fake_bindir(hidden / "bin")
     user = server_user()
     assert user is not None and not reachable_by(bindir / "postgres", user)
-    before = set(Path(tempfile.gettempdir()).glob("bench-pg-*"))
     monkeypatch.setenv("PG_BINDIR", str(bindir))
     with (
         pytest.raises(BenchError, match=f"not readable by the `{user.name}` user"),
         provision_postgres(url=None, max_connections_needed=1, dataset_rows=0),
     ):
         pytest.fail("the context must not be entered")
-    assert set(Path(tempfile.gettempdir()).glob("bench-pg-*")) <= before
+    assert not list(own_tmp.glob("bench-pg-*"))  # the cluster dir made before the check is gone again
 
 
 def test_reachable_by_checks_every_parent_directory_and_the_file() -> None:
@@ -334,7 +402,9 @@ def test_reachable_by_checks_every_parent_directory_and_the_file() -> None:
 # --- leftovers of harnesses that died -----------------------------------------------------------------
 
 
-def test_stale_dirs_of_dead_owners_are_removed_on_next_start_and_unrelated_processes_spared() -> None:
+def test_stale_dirs_of_dead_owners_are_removed_on_next_start_and_unrelated_processes_spared(
+    own_tmp: Path,
+) -> None:
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         dead_owner = _stale_dir(f"{_dead_pid()} 1")
@@ -357,7 +427,7 @@ def test_stale_dirs_of_dead_owners_are_removed_on_next_start_and_unrelated_proce
         sleeper.wait()
 
 
-def test_orphaned_postmaster_is_stopped_before_its_directory_is_removed() -> None:
+def test_orphaned_postmaster_is_stopped_before_its_directory_is_removed(own_tmp: Path) -> None:
     workdir = _stale_dir(f"{_dead_pid()}")
     log = ServerLog(workdir / "postgres.log")
     process: subprocess.Popen[bytes] | None = None
@@ -372,7 +442,7 @@ def test_orphaned_postmaster_is_stopped_before_its_directory_is_removed() -> Non
         process, _port = start_postmaster(binaries, workdir, user, log, ["max_connections=5"])
         assert _alive(process.pid)
 
-        assert workdir in remove_stale_clusters()
+        assert remove_stale_clusters() == [workdir]
         assert process.wait(timeout=15) == 0  # a clean fast shutdown, not a kill
         assert not workdir.exists()
     finally:
@@ -382,7 +452,7 @@ def test_orphaned_postmaster_is_stopped_before_its_directory_is_removed() -> Non
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def test_server_of_a_killed_harness_shuts_down_and_is_cleaned_up_later() -> None:
+def test_server_of_a_killed_harness_shuts_down_and_is_cleaned_up_later(own_tmp: Path) -> None:
     script = (
         "import time\n"
         "from bench.databases.postgres import provision_postgres\n"
@@ -391,19 +461,24 @@ def test_server_of_a_killed_harness_shuts_down_and_is_cleaned_up_later() -> None
         "    time.sleep(120)\n"
     )
     harness = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    client: psycopg.Connection[tuple[object, ...]] | None = None
     try:
         assert harness.stdout is not None
         pid_text, url = harness.stdout.readline().split()
         pid, workdir = int(pid_text), _workdir(url)
+        # A client still connected (like an orphaned app's pool) must not keep the server alive.
+        client = psycopg.connect(url)
         harness.send_signal(signal.SIGKILL)  # no finally, no atexit: only the kernel can tell the server
         harness.wait()
         deadline = time.monotonic() + 15
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(pid)  # parent-death signal -> fast shutdown
+        assert not _alive(pid)  # parent-death signal -> fast shutdown, which disconnects clients
         assert workdir.is_dir()  # nobody cleaned up...
-        assert workdir in remove_stale_clusters()  # ...until the next start does
+        assert remove_stale_clusters() == [workdir]  # ...until the next start does
     finally:
+        if client is not None:
+            client.close()
         if harness.poll() is None:
             harness.kill()
             harness.wait()

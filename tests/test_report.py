@@ -50,13 +50,12 @@ def test_repeats_are_summarised_by_their_median() -> None:
 
 def test_report_draws_charts_and_a_table_with_failures(tmp_path: Path) -> None:
     folder = create_run_folder(tmp_path, "r")
-    folder.write_run(
-        RunRecord(
-            run_id="r", status="complete", created_at="2026-01-01T00:00:00+00:00", argv=[],
-            sweep={"scenario": "read_heavy", "warmup_s": 1, "duration_s": 2, "repeat": 1},
-            environment={"cpu_count": 2, "cpu_model": "Test CPU"}, points_planned=6, points_ok=5, points_failed=1,
-        )  # fmt: skip
-    )
+    run = RunRecord(
+        run_id="r", status="complete", created_at="2026-01-01T00:00:00+00:00", argv=[],
+        sweep={"scenario": "read_heavy", "warmup_s": 1, "duration_s": 2, "repeat": 1},
+        environment={"cpu_count": 2, "cpu_model": "Test CPU"}, points_planned=6, points_ok=5, points_failed=1,
+    )  # fmt: skip
+    folder.write_run(run)
     index = 0
     for variant in ("pg_sqla_sync", "pg_sqla_async"):
         for pool_size in (2, 5):

@@ -141,7 +141,7 @@ def start_postmaster(
                 env=_child_env(), cwd=workdir, close_fds=True,
                 start_new_session=True,  # a terminal Ctrl-C reaches only us; we then stop it cleanly
                 # Thread-safe enough: the hook only makes two syscalls (prctl, getppid), no locks or imports.
-                preexec_fn=None,  # noqa: PLW1509
+                preexec_fn=_die_with_parent(),  # noqa: PLW1509
                 user=_uid(user), group=_gid(user), extra_groups=_groups(user),
             )  # fmt: skip
         except OSError as error:
@@ -170,13 +170,16 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, log: ServerLo
         if process.poll() is not None:
             if "Address already in use" in log.text():
                 raise _PortTakenError
-            raise BenchError(f"the throwaway PostgreSQL exited during start-up: {log.last_line()}")
+            raise BenchError(
+                f"the throwaway PostgreSQL exited during start-up: {log.last_line()}; "
+                "pass --database-url to use an existing server"
+            )
         if accepts_connections(conninfo):
             return
         if time.monotonic() > deadline:
             raise BenchError(
                 f"the throwaway PostgreSQL did not accept connections within {READY_TIMEOUT_S:.0f} s "
-                f"(last log line: {log.last_line()}); see {log.path}"
+                f"(last log line: {log.last_line()}); pass --database-url to use an existing server"
             )
         time.sleep(0.05)
 

@@ -20,6 +20,7 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "Connection",
     "accepts_connections",
+    "check_url",
     "connect",
     "first_line",
     "libpq_url",
@@ -45,15 +46,23 @@ def libpq_url(url: str) -> str:
 
 def scrub(text: str, url: str) -> str:
     """`text` with the URL's password masked, also where a driver echoes it outside a URL."""
-    masked = mask_url(text)
     try:
         password = urlsplit(url).password
     except ValueError:
         password = None
     if password:
-        for variant in {password, unquote(password)}:
-            masked = masked.replace(variant, "***")
-    return masked
+        for variant in sorted({password, unquote(password)}, key=len, reverse=True):
+            text = text.replace(variant, "***")
+    return mask_url(text)
+
+
+def check_url(url: str) -> None:
+    """Refuse a URL whose password contains a raw `@`: libpq would read part of it as the host name
+    and echo it in its error message."""
+    if urlsplit(url).netloc.count("@") > 1:
+        raise BenchError(
+            f"the user or password in the PostgreSQL URL {scrub(url, url)} contains '@'; percent-encode it as %40"
+        )
 
 
 def first_line(error: BaseException) -> str:
@@ -68,6 +77,7 @@ def first_line(error: BaseException) -> str:
 
 def connect(url: str, *, timeout_s: int = CONNECT_TIMEOUT_S) -> Connection:
     """An autocommit connection to `url`; any failure becomes a BenchError naming the masked URL."""
+    check_url(url)
     try:
         return psycopg.connect(libpq_url(url), connect_timeout=timeout_s, autocommit=True)
     except (psycopg.Error, ValueError) as error:

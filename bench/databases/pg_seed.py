@@ -17,7 +17,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from apps.schema import ITEMS_TABLE, Base
-from bench.databases.pg_connect import CONNECT_TIMEOUT_S, first_line, libpq_url, psycopg, scrub, sql
+from bench.databases.pg_connect import CONNECT_TIMEOUT_S, check_url, first_line, libpq_url, psycopg, scrub, sql
 from bench.dataset import seed_items
 from bench.errors import BenchError
 
@@ -25,12 +25,14 @@ DATASET_TABLE = "bench_dataset"
 # Rows compared one by one with the generator, so a changed generator is noticed without reading it all.
 _SAMPLE_ROWS = 1000
 _COLUMNS = ("id", "name", "description", "price", "quantity")
-# extra_float_digits = 1 (the default since PostgreSQL 12) prints floats exactly; pinned so a server or
-# role setting cannot change the fingerprint of unchanged data.
-_FINGERPRINT = f"""
-    SELECT md5(coalesce(string_agg(
-        id::text || '|' || name || '|' || coalesce(description, '') || '|' || price::text || '|' || quantity::text,
-        ',' ORDER BY id), ''))
+# md5 over the rows' md5s in id order: 32 bytes per row to aggregate, so even tens of millions of rows stay
+# far below PostgreSQL's 1 GB limit for one text value. extra_float_digits = 1 (the default since
+# PostgreSQL 12) prints floats exactly; it is pinned so a server or role setting cannot change the
+# fingerprint of unchanged data.
+FINGERPRINT_SQL = f"""
+    SELECT md5(coalesce(string_agg(md5(
+        id::text || '|' || name || '|' || coalesce(description, '') || '|' || price::text || '|' || quantity::text
+    ), '' ORDER BY id), ''))
     FROM {ITEMS_TABLE}
 """
 
@@ -45,6 +47,7 @@ class SeedResult:
 def seed_postgres(url: str, rows: int) -> SeedResult:
     """Make `bench_items` hold exactly `bench.dataset.seed_items(rows)`, with the id sequence at rows + 1."""
     started = time.perf_counter()
+    check_url(url)
     try:
         engine = create_engine(
             make_url(libpq_url(url)).set(drivername="postgresql+psycopg"),
@@ -89,7 +92,7 @@ def _seed_in_transaction(conn: Connection, rows: int) -> bool:
         len(stored) == 1
         and stored[0].rows == rows
         and _starts_like_generator(conn, rows)
-        and stored[0].fingerprint == conn.execute(text(_FINGERPRINT)).scalar_one()
+        and stored[0].fingerprint == conn.execute(text(FINGERPRINT_SQL)).scalar_one()
     ):
         return True
 
@@ -109,7 +112,7 @@ def _seed_in_transaction(conn: Connection, rows: int) -> bool:
     )
     conn.execute(text(f"DELETE FROM {DATASET_TABLE}"))
     conn.execute(
-        text(f"INSERT INTO {DATASET_TABLE} (rows, fingerprint) VALUES (:rows, ({_FINGERPRINT}))"),
+        text(f"INSERT INTO {DATASET_TABLE} (rows, fingerprint) VALUES (:rows, ({FINGERPRINT_SQL}))"),
         {"rows": rows},
     )
     return False

@@ -19,17 +19,24 @@ OWNER_FILE = "bench-owner"
 STOP_TIMEOUT_S = 10.0
 # A bench-pg-* dir without an owner file is only a leftover once it is older than its creation can take.
 _UNOWNED_GRACE_S = 300.0
+# Without /proc (macOS) a PID's start time and command line are unknown: fewer checks, never more kills.
+_HAVE_PROC = Path("/proc/self/stat").exists()
 
 
 def process_start_time(pid: int) -> str | None:
     """The kernel's start time of `pid` (/proc/PID/stat field 22), which tells a PID apart from its reuse."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields is not None and len(fields) > 19 else None
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on, or None if there is no such process (or no /proc)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # Field 2 (the command) may contain spaces and parentheses; everything after the last ')' is fixed.
-    fields = stat.rsplit(")", 1)[-1].split()
-    return fields[19] if len(fields) > 19 else None
+    return stat.rsplit(")", 1)[-1].split()
 
 
 def pid_alive(pid: int, start_time: str | None = None) -> bool:
@@ -42,16 +49,12 @@ def pid_alive(pid: int, start_time: str | None = None) -> bool:
         return False
     except PermissionError:
         pass
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:
+    if not _HAVE_PROC:
         return True
-    fields = stat.rsplit(")", 1)[-1].split()
-    if fields and fields[0] in ("Z", "X"):
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in ("Z", "X"):
         return False
-    return start_time is None or process_start_time(pid) in (None, start_time)
+    return start_time is None or len(fields) <= 19 or fields[19] == start_time
 
 
 def make_cluster_dir() -> Path:

@@ -49,6 +49,8 @@ _BYTES_PER_ROW = 1024
 
 @dataclass(frozen=True)
 class PostgresServer:
+    """The PostgreSQL a run uses and what it is, for the run's record."""
+
     url: str  # libpq URL without driver suffix; the user's URL as given when provided
     version: str  # SHOW server_version
     settings: dict[str, str]  # RECORDED_SETTINGS as SHOW prints them
@@ -84,7 +86,10 @@ def check_capacity(conn: Connection, url: str, needed: int) -> None:
                    current_setting('superuser_reserved_connections')::int,
                    coalesce(current_setting('reserved_connections', true), '0')::int,
                    (SELECT count(*) FROM pg_stat_activity
-                     WHERE backend_type = 'client backend' AND pid <> pg_backend_pid())::int
+                     WHERE pid <> pg_backend_pid()
+                       AND (backend_type = 'client backend'
+                            -- another role's session, hidden from an unprivileged user: count it (safe side)
+                            OR (backend_type IS NULL AND usesysid IS NOT NULL)))::int
             """
         ).fetchone()
     except psycopg.Error as error:
