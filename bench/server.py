@@ -53,7 +53,7 @@ def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log_path: Pat
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            reason = mask_url(log_tail(log_path)) or f"exit code {process.returncode}"
+            reason = mask_url(log_tail(log_path, lines=2)) or f"exit code {process.returncode}"
             raise ServerStartError(f"uvicorn exited during start-up: {reason}")
         try:
             return fetch_json(f"{base_url}/health", timeout_s=1.0)
