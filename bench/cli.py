@@ -86,6 +86,8 @@ class _ProgressObserver:
             )
         else:
             outcome = f"[red]failed[/] {record.error}"
+        if "stalled" in record.flags:
+            outcome += "  [red]STALLED: no request completed in the measured period[/]"
         pool = f"{point.pool_size}+{point.max_overflow}" if point.pool_size is not None else "-"
         where = f"{point.variant.name:<18} pool {pool:<6} users {point.users:<4} r{point.repeat_index}"
         self.progress.console.print(f"  {point.index:3d} {where} {outcome}", soft_wrap=True)

@@ -17,7 +17,7 @@ from bench.environment import collect_environment
 from bench.errors import BenchError
 from bench.load import LoadError, LoadSettings, run_load
 from bench.plan import Point, SweepSpec, build_plan
-from bench.records import DatabaseInfo, PointConfig, PointRecord, RunRecord, SeedInfo, ServerInfo
+from bench.records import DatabaseInfo, PointConfig, PointMetrics, PointRecord, RunRecord, SeedInfo, ServerInfo
 from bench.results import RunFolder, create_run_folder, remove_run_folder
 from bench.server import ServerStartError, run_server
 from bench.urls import mask_url
@@ -206,6 +206,7 @@ def measure_point(
         point_id=point.point_id,
         index=point.index,
         status="ok",
+        flags=point_flags(metrics),
         config=config,
         metrics=metrics,
         server=server_info,
@@ -214,6 +215,15 @@ def measure_point(
         finished_at=now_iso(),
         raw_files=_raw_files(folder, raw_dir),
     )
+
+
+STALLED = "stalled"
+
+
+def point_flags(metrics: PointMetrics) -> list[str]:
+    """A point where no request completed is a real result (the service stalled: e.g. a sync variant whose
+    thread pool and connection pool wait on each other), but one no reader should mistake for a slow run."""
+    return [STALLED] if metrics.requests == 0 else []
 
 
 def _raw_files(folder: RunFolder, raw_dir: Path) -> list[str]:

@@ -101,6 +101,8 @@ class PointRecord(_Record):
     started_at: str
     finished_at: str
     raw_files: list[str] = Field(default_factory=list)
+    # Conditions a reader must know before trusting the figures, e.g. "stalled" (no request completed).
+    flags: list[str] = Field(default_factory=list)
 
 
 class DatabaseInfo(_Record):

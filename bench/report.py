@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 
@@ -47,6 +48,12 @@ class Cell:
     latency_ms_p50: float
     latency_ms_p99: float
     error_rate: float
+    flags: str = ""  # e.g. "stalled 1/3": how many repeats carried each flag
+
+
+def _flag_summary(members: list[PointRecord]) -> str:
+    names = sorted({flag for member in members for flag in member.flags})
+    return ", ".join(f"{name} {sum(name in m.flags for m in members)}/{len(members)}" for name in names)
 
 
 def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
@@ -71,6 +78,7 @@ def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
                 latency_ms_p50=statistics.median(m.latency_ms_p50 for m in metrics),
                 latency_ms_p99=statistics.median(m.latency_ms_p99 for m in metrics),
                 error_rate=statistics.median(m.error_rate for m in metrics),
+                flags=_flag_summary(members),
             )
         )
     return sorted(cells, key=lambda c: (c.users, c.variant, c.pool_size or 0, c.max_overflow or 0))
@@ -102,7 +110,11 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
             latency_axis.set_xlabel("pool_size")
         axes[0][0].set_ylabel("requests/s (higher is better)")
         axes[1][0].set_ylabel("p99 latency, ms (lower is better)")
-        handles, labels = axes[0][0].get_legend_handles_labels()
+        legend: dict[str, Artist] = {}
+        for axis in axes[0]:  # every panel's entries, once each (a stall may appear in one panel only)
+            for handle, text in zip(*axis.get_legend_handles_labels(), strict=True):
+                legend.setdefault(text, handle)
+        handles, labels = list(legend.values()), list(legend)
         figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
         figure.suptitle(_chart_title(run, users, at_users), fontsize=10)
         figure.tight_layout(rect=(0, 0.06, 1, 0.95))
@@ -125,6 +137,12 @@ def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], ov
         label = f"{variant} ({series[0].mode})"
         throughput_axis.plot(xs, [c.requests_per_s for c in series], marker="o", color=colour, label=label)
         latency_axis.plot(xs, [c.latency_ms_p99 for c in series], marker="o", color=colour, label=label)
+        stalled = [c for c in series if "stalled" in c.flags]
+        if stalled:  # zero requests is a result, but it must not look like a fast point on the latency panel
+            throughput_axis.plot([c.pool_size or 0 for c in stalled], [c.requests_per_s for c in stalled], "X",
+                                 color="red", markersize=11, label="stalled: no request completed")  # fmt: skip
+            latency_axis.plot([c.pool_size or 0 for c in stalled], [c.latency_ms_p99 for c in stalled], "X",
+                              color="red", markersize=11, label="stalled: no request completed")  # fmt: skip
     # Variants without a pool do not depend on pool_size: a flat reference line, not a series. When the
     # baseline is far above the database variants it would flatten them, so it is written, not drawn to scale.
     pooled_cells = [c for c in cells if c.pool_size is not None and c.max_overflow == overflow]
@@ -174,14 +192,15 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",
-        "| variant | mode | pool_size | max_overflow | users | requests/s | p50 ms | p99 ms | errors | repeats |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| variant | mode | pool_size | max_overflow | users | requests/s | p50 ms | p99 ms | errors | repeats "
+        "| flags |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cells:
         lines.append(
             f"| {c.variant} | {c.mode} | {_format_pool(c.pool_size)} | {_format_pool(c.max_overflow)} | {c.users} "
             f"| {c.requests_per_s:,.0f} | {c.latency_ms_p50:,.0f} | {c.latency_ms_p99:,.0f} "
-            f"| {c.error_rate:.2%} | {c.repeats} |"
+            f"| {c.error_rate:.2%} | {c.repeats} | {c.flags} |"
         )
     failed = [p for p in points if p.status == "failed"]
     if failed:

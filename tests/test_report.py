@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.orchestrate import point_flags
 from bench.records import PointConfig, PointMetrics, PointRecord, RunRecord
 from bench.report import aggregate, variant_colour, write_report
 from bench.results import create_run_folder
@@ -80,3 +81,21 @@ def test_report_draws_charts_and_a_table_with_failures(tmp_path: Path) -> None:
 def test_each_variant_keeps_its_colour() -> None:
     assert variant_colour("pg_sqla_sync") == variant_colour("pg_sqla_sync")
     assert variant_colour("pg_sqla_sync") != variant_colour("pg_sqla_async")
+
+
+def test_stalled_points_are_flagged_in_the_summary_table(tmp_path: Path) -> None:
+    stalled_metrics = _metrics(0, 0)
+    assert point_flags(stalled_metrics) == ["stalled"]
+    assert point_flags(_metrics(10, 5)) == []
+    folder = create_run_folder(tmp_path, "r")
+    run = RunRecord(
+        run_id="r", status="complete", created_at="2026-01-01T00:00:00+00:00", argv=[], sweep={},
+        environment={}, points_planned=2,
+    )  # fmt: skip
+    folder.write_run(run)
+    stalled = _point(1, _config("pg_sqla_sync", 2, 0), stalled_metrics).model_copy(update={"flags": ["stalled"]})
+    folder.write_point(stalled)
+    folder.write_point(_point(2, _config("pg_sqla_sync", 5, 0), _metrics(100, 5)))
+    write_report(folder)
+    summary = (folder.report_dir / "summary.md").read_text()
+    assert "| stalled 1/1 |" in summary
