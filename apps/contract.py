@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps.catalog import VariantSpec
+from apps.pooling import DriverPool
 from apps.settings import AppSettings, StartupError, load_settings
 from bench.urls import mask_url
 
@@ -92,6 +93,8 @@ class HealthConfig(BaseModel):
     pool_pre_ping: bool
     thread_tokens: int
     database_url: str | None
+    # The pool_size/max_overflow above, translated into this driver's own knobs (see apps/pooling.py).
+    driver_pool: dict[str, int | float] | None = None
 
 
 class HealthResponse(BaseModel):
@@ -129,13 +132,15 @@ def create_app(
     list_items: Handler,
     update_item: Handler,
     delete_item: Handler,
+    driver_pool: Callable[[AppSettings], DriverPool] | None = None,
 ) -> FastAPI:
-    """Mount a variant's handlers on the contract's routes; `lifespan` opens what the handlers need."""
+    """Mount a variant's handlers on the contract's routes; `lifespan` opens what the handlers need;
+    `driver_pool` tells /health how this driver's pool knobs were set (apps/pooling.py)."""
     name = module_name.rpartition(".")[2]
     app = FastAPI(title=f"item service ({name})", lifespan=_with_settings(name, lifespan))
     app.add_middleware(_OneLineStartupFailure)
     app.add_exception_handler(RequestValidationError, _unprocessable)
-    app.add_api_route("/health", _health(name, variant), methods=["GET"], response_model=HealthResponse)
+    app.add_api_route("/health", _health(name, variant, driver_pool), methods=["GET"], response_model=HealthResponse)
     app.add_api_route("/items", create_item, methods=["POST"], status_code=201, response_model=ItemResponse)
     app.add_api_route("/items", list_items, methods=["GET"], response_model=list[ItemResponse])
     app.add_api_route("/items/{item_id}", read_item, methods=["GET"], response_model=ItemResponse)
@@ -223,7 +228,9 @@ class _OneLineStartupFailure:
         await self.app(scope, receive, send_one_line)
 
 
-def _health(name: str, variant: VariantSpec) -> Callable[[Request], Awaitable[HealthResponse]]:
+def _health(
+    name: str, variant: VariantSpec, driver_pool: Callable[[AppSettings], DriverPool] | None
+) -> Callable[[Request], Awaitable[HealthResponse]]:
     async def health(request: Request) -> HealthResponse:
         settings: AppSettings = request.app.state.settings
         url = settings.database_url
@@ -238,6 +245,7 @@ def _health(name: str, variant: VariantSpec) -> Callable[[Request], Awaitable[He
                 # Read back from anyio rather than settings, so /health shows the limit actually in force.
                 thread_tokens=int(current_default_thread_limiter().total_tokens),
                 database_url=None if url is None else mask_url(url),
+                driver_pool=None if driver_pool is None else driver_pool(settings),
             ),
         )
 

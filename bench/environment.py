@@ -12,7 +12,8 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LIBRARIES = (
     "fastapi", "starlette", "uvicorn", "uvloop", "httptools", "pydantic", "anyio", "sqlalchemy",
-    "psycopg", "psycopg-binary", "psycopg-pool", "asyncpg", "locust", "gevent",
+    "psycopg", "psycopg-binary", "psycopg-pool", "asyncpg", "pymysql", "aiomysql", "pymongo", "motor",
+    "secantusdb", "redis", "hiredis", "locust", "gevent",
 )  # fmt: skip
 
 

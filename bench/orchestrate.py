@@ -12,7 +12,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from bench.databases.postgres import PostgresServer, provision_postgres, seed_postgres
+from bench.databases.backend import Backend, Database
+from bench.databases.registry import get_backend
 from bench.environment import collect_environment
 from bench.errors import BenchError
 from bench.load import LoadError, LoadSettings, run_load
@@ -22,7 +23,6 @@ from bench.results import RunFolder, create_run_folder, remove_run_folder
 from bench.server import ServerStartError, run_server
 from bench.urls import mask_url
 
-SUPPORTED_BACKENDS = ("memory", "postgresql")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
 
@@ -37,7 +37,7 @@ class SweepObserver(Protocol):
 @dataclass(frozen=True)
 class RunOptions:
     spec: SweepSpec
-    database_url: str | None
+    database_urls: dict[str, str | None]  # by backend name; None or absent: bench finds or starts one
     results_dir: Path
     run_id: str | None
     argv: list[str]
@@ -72,30 +72,25 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _database_info(server: PostgresServer) -> DatabaseInfo:
+def _database_info(database: Database) -> DatabaseInfo:
     return DatabaseInfo(
-        kind="postgresql",
-        label=f"PostgreSQL {server.version}",
-        url=mask_url(server.url),
-        embedded=server.embedded,
-        version=server.version,
-        settings=server.settings,
-        bindir=server.bindir,
+        kind=database.backend,
+        label=database.label,
+        url=mask_url(database.url) if database.url else None,
+        embedded=database.embedded,
+        surrogate=database.surrogate,
+        source=database.source,
+        version=database.version,
+        settings=database.settings,
     )
 
 
-def _backend_label(backend: str, database: DatabaseInfo | None) -> str:
-    if backend == "memory":
-        return "in-memory (no database)"
-    return database.label if database else backend
-
-
-def _point_config(point: Point, spec: SweepSpec, database: DatabaseInfo | None) -> PointConfig:
+def _point_config(point: Point, spec: SweepSpec, database: Database) -> PointConfig:
     variant = point.variant
     return PointConfig(
         variant=variant.name,
         backend=variant.backend,
-        backend_label=_backend_label(variant.backend, database),
+        backend_label=database.label,
         mode=variant.mode,
         driver=variant.driver,
         pooled=variant.pooled,
@@ -147,24 +142,21 @@ def _check_app_config(config: PointConfig, health: dict[str, object]) -> None:
 
 
 def measure_point(
-    point: Point, spec: SweepSpec, folder: RunFolder, database: PostgresServer | None, run_id: str
+    point: Point, spec: SweepSpec, folder: RunFolder, database: Database, backend: Backend, run_id: str
 ) -> PointRecord:
     """Seed, start the app, load it, stop it. A failure is recorded with its reason, not raised."""
     started_at = now_iso()
-    database_info = _database_info(database) if database else None
-    config = _point_config(point, spec, database_info)
+    config = _point_config(point, spec, database)
     raw_dir = folder.raw_dir(point.point_id)
     seed: SeedInfo | None = None
     server_info: ServerInfo | None = None
     try:
-        database_url = None
-        if point.variant.backend == "postgresql" and database is not None:
-            database_url = database.url
-            result = seed_postgres(database.url, spec.dataset_rows)
+        result = backend.seed(database, spec.dataset_rows)
+        if result is not None:
             seed = SeedInfo(rows=result.rows, reused=result.reused, seconds=round(result.seconds, 3))
         with run_server(
             point.variant.name,
-            settings=_app_settings(config, database_url),
+            settings=_app_settings(config, database.url),
             log_path=raw_dir / "uvicorn.log",
             workers=spec.workers,
         ) as server:
@@ -232,10 +224,10 @@ def _raw_files(folder: RunFolder, raw_dir: Path) -> list[str]:
     return sorted(str(path.relative_to(folder.path)) for path in raw_dir.iterdir() if path.is_file())
 
 
-def _check_backends(points: list[Point]) -> None:
-    missing = sorted({p.variant.backend for p in points} - set(SUPPORTED_BACKENDS))
-    if missing:
-        raise BenchError(f"no provisioning for backend {', '.join(missing)} yet; choose other variants")
+def _backends_of(points: list[Point]) -> dict[str, Backend]:
+    """The backends the plan needs, in plan order; fails (one line) before anything starts if one is missing."""
+    names = dict.fromkeys(p.variant.backend for p in points)
+    return {name: get_backend(name) for name in names}
 
 
 def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
@@ -243,7 +235,7 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
     (then no run folder is left) and KeyboardInterrupt after marking the run incomplete."""
     spec = options.spec
     plan = build_plan(spec)
-    _check_backends(plan)
+    backends = _backends_of(plan)
     run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
     folder = create_run_folder(options.results_dir, run_id)
     run = RunRecord(
@@ -259,23 +251,24 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
     try:
         with ExitStack() as stack:
             stack.enter_context(sigterm_as_interrupt())
-            database: PostgresServer | None = None
-            if any(p.variant.backend == "postgresql" for p in plan):
-                database = stack.enter_context(
-                    provision_postgres(
-                        url=options.database_url,
-                        max_connections_needed=spec.max_connections_needed(),
+            databases: dict[str, Database] = {}
+            for name, backend in backends.items():
+                databases[name] = stack.enter_context(
+                    backend.provision(
+                        url=options.database_urls.get(name),
+                        connections_needed=spec.max_connections_needed(),
                         dataset_rows=spec.dataset_rows,
-                        log_path=folder.path / "postgres.log" if options.database_url is None else None,
+                        work_dir=folder.path,
                     )
                 )
-                run = run.model_copy(update={"database": _database_info(database)})
+            run = run.model_copy(update={"databases": {n: _database_info(d) for n, d in databases.items()}})
             folder.write_run(run)
             observer.sweep_started(run_id, len(plan))
             ok = failed = 0
             for point in plan:
                 observer.point_started(point)
-                record = measure_point(point, spec, folder, database, run_id)
+                backend_name = point.variant.backend
+                record = measure_point(point, spec, folder, databases[backend_name], backends[backend_name], run_id)
                 folder.write_point(record)
                 measured += 1
                 ok, failed = (ok + 1, failed) if record.status == "ok" else (ok, failed + 1)

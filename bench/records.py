@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 # Version history (bump on any change of meaning or shape; results.load_* upgrades older files):
 #   1: first version (walking skeleton): closed-model Locust load, Locust percentiles.
-SCHEMA_VERSION = 1
+#   2: several backends per run: RunRecord.database -> RunRecord.databases (by backend); DatabaseInfo gains
+#      `surrogate` and `source`; PointRecord.flags.
+SCHEMA_VERSION = 2
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
 PointStatus = Literal["ok", "failed"]
@@ -108,11 +110,12 @@ class PointRecord(_Record):
 class DatabaseInfo(_Record):
     kind: str
     label: str
-    url: str  # password masked
+    url: str | None  # password masked
     embedded: bool
+    surrogate: bool = False  # a stand-in (e.g. a MongoDB-wire-compatible server): labelled everywhere
+    source: str = ""
     version: str
     settings: dict[str, str]
-    bindir: str | None = None
 
 
 class RunRecord(_Record):
@@ -124,7 +127,7 @@ class RunRecord(_Record):
     argv: list[str]
     sweep: dict[str, Any]
     environment: dict[str, Any]
-    database: DatabaseInfo | None = None
+    databases: dict[str, DatabaseInfo] = Field(default_factory=dict)  # by backend name
     points_planned: int
     points_ok: int = 0
     points_failed: int = 0

@@ -3,6 +3,7 @@ summary, drawn only from a run folder's records, never from the live system."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
@@ -108,6 +109,7 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
             _draw_panel(throughput_axis, latency_axis, at_users, overflow)
             throughput_axis.set_title(f"max_overflow = {overflow}")
             latency_axis.set_xlabel("pool_size")
+        _start_rows_at_zero([list(row) for row in axes])
         axes[0][0].set_ylabel("requests/s (higher is better)")
         axes[1][0].set_ylabel("p99 latency, ms (lower is better)")
         legend: dict[str, Artist] = {}
@@ -115,7 +117,7 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
             for handle, text in zip(*axis.get_legend_handles_labels(), strict=True):
                 legend.setdefault(text, handle)
         handles, labels = list(legend.values()), list(legend)
-        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), frameon=False)
+        figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
         figure.suptitle(_chart_title(run, users, at_users), fontsize=10)
         figure.tight_layout(rect=(0, 0.06, 1, 0.95))
         path = out_dir / f"pool_size_u{users}.png"
@@ -126,52 +128,68 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
 
 
 def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], overflow: int | None) -> None:
-    pooled = sorted({c.variant for c in cells if c.pool_size is not None})
-    for variant in pooled:
-        series = sorted((c for c in cells if c.variant == variant and c.max_overflow == overflow),
-                        key=lambda c: c.pool_size or 0)  # fmt: skip
-        if not series:
-            continue
+    pooled_cells = [c for c in cells if c.pool_size is not None and c.max_overflow == overflow]
+    for variant in sorted({c.variant for c in pooled_cells}):
+        series = sorted((c for c in pooled_cells if c.variant == variant), key=lambda c: c.pool_size or 0)
         xs = [c.pool_size or 0 for c in series]
         colour = variant_colour(variant)
         label = f"{variant} ({series[0].mode})"
         throughput_axis.plot(xs, [c.requests_per_s for c in series], marker="o", color=colour, label=label)
-        latency_axis.plot(xs, [c.latency_ms_p99 for c in series], marker="o", color=colour, label=label)
-        stalled = [c for c in series if "stalled" in c.flags]
-        if stalled:  # zero requests is a result, but it must not look like a fast point on the latency panel
-            throughput_axis.plot([c.pool_size or 0 for c in stalled], [c.requests_per_s for c in stalled], "X",
-                                 color="red", markersize=11, label="stalled: no request completed")  # fmt: skip
-            latency_axis.plot([c.pool_size or 0 for c in stalled], [c.latency_ms_p99 for c in stalled], "X",
-                              color="red", markersize=11, label="stalled: no request completed")  # fmt: skip
-    # Variants without a pool do not depend on pool_size: a flat reference line, not a series. When the
-    # baseline is far above the database variants it would flatten them, so it is written, not drawn to scale.
-    pooled_cells = [c for c in cells if c.pool_size is not None and c.max_overflow == overflow]
+        # A stalled point measured no latency at all: a gap in the line, never a fast-looking zero.
+        latencies = [math.nan if _stalled(c) else c.latency_ms_p99 for c in series]
+        latency_axis.plot(xs, latencies, marker="o", color=colour, label=label)
+        stalled_xs = [c.pool_size or 0 for c in series if _stalled(c)]
+        for axis in (throughput_axis, latency_axis) if stalled_xs else ():
+            axis.plot(stalled_xs, [0] * len(stalled_xs), "X", color="red", markersize=11, clip_on=False,
+                      label="stalled: no request completed")  # fmt: skip
+    # Variants without a pool do not depend on pool_size: a flat reference line, not a series. A baseline far
+    # above the database variants would flatten them, so then it is only named in the legend, with its value.
     for cell in (c for c in cells if c.pool_size is None):
         colour = variant_colour(cell.variant)
-        label = f"{cell.variant} (no pool, baseline)"
         for axis, value, unit in (
             (throughput_axis, cell.requests_per_s, "req/s"),
-            (latency_axis, cell.latency_ms_p99, "ms"),
+            (latency_axis, cell.latency_ms_p99, "ms p99"),
         ):
             peak = max((_value(c, axis is throughput_axis) for c in pooled_cells), default=0.0)
-            if pooled_cells and value > 2 * peak:
+            off_scale = bool(pooled_cells) and value > 2 * peak
+            throughput, p99 = f"{cell.requests_per_s:,.0f} req/s", f"p99 {cell.latency_ms_p99:,.0f} ms"
+            label = f"{cell.variant} (no pool, baseline): {throughput}, {p99}"
+            if off_scale:
                 axis.plot([], [], color=colour, linestyle="--", label=label)
-                axis.annotate(
-                    f"{cell.variant} baseline: {value:,.0f} {unit} (off scale)", xy=(0.02, 0.96),
-                    xycoords="axes fraction", va="top", fontsize=8, color=colour,
-                )  # fmt: skip
+                axis.annotate(f"{cell.variant}: {value:,.0f} {unit} (off scale)", xy=(0.98, 0.98),
+                              xycoords="axes fraction", ha="right", va="top", fontsize=8, color=colour)  # fmt: skip
             else:
                 axis.axhline(value, color=colour, linestyle="--", label=label)
     pool_sizes = sorted({c.pool_size for c in pooled_cells if c.pool_size is not None})
     for axis in (throughput_axis, latency_axis):
-        axis.set_ylim(bottom=0)
         axis.grid(True, alpha=0.3)
         if pool_sizes:
             axis.set_xticks(pool_sizes)
 
 
+def _stalled(cell: Cell) -> bool:
+    return "stalled" in cell.flags and cell.requests_per_s == 0
+
+
 def _value(cell: Cell, throughput: bool) -> float:
     return cell.requests_per_s if throughput else cell.latency_ms_p99
+
+
+def _start_rows_at_zero(axes: list[list[Axes]]) -> None:
+    """Rows share their y axis; scale each from 0 to the highest value drawn in any of its panels."""
+    for row in axes:
+        tops = [axis.dataLim.ymax for axis in row if axis.has_data() and math.isfinite(axis.dataLim.ymax)]
+        row[0].set_ylim(0, max(tops, default=1.0) * 1.1 or 1.0)
+
+
+def _databases_line(run: RunRecord) -> str:
+    parts = []
+    for database in run.databases.values():
+        notes = [
+            note for note, on in (("started by bench", database.embedded), ("SURROGATE", database.surrogate)) if on
+        ]
+        parts.append(database.label + (f" ({', '.join(notes)})" if notes else ""))
+    return "; ".join(parts) or "none"
 
 
 def _format_pool(value: int | None) -> str:
@@ -179,16 +197,13 @@ def _format_pool(value: int | None) -> str:
 
 
 def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell], charts: list[Path]) -> str:
-    database = run.database
     lines = [
         f"# Run {run.run_id}",
         "",
         f"- status: **{run.status}** ({run.points_ok} ok, {run.points_failed} failed of {run.points_planned})",
         f"- scenario: `{run.sweep.get('scenario')}`, closed model, warm-up {run.sweep.get('warmup_s')} s excluded, "
         f"measured {run.sweep.get('duration_s')} s per point, {run.sweep.get('repeat')} repeat(s)",
-        f"- database: {database.label + (' (embedded, started by bench)' if database.embedded else '')}"
-        if database
-        else "- database: none",
+        f"- databases: {_databases_line(run)}",
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",

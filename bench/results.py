@@ -126,7 +126,7 @@ def list_runs(results_dir: Path) -> list[RunRecord]:
 
 
 def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """Bring an older record up to SCHEMA_VERSION (nothing to do yet: version 1 is the first)."""
+    """Bring an older record up to SCHEMA_VERSION, one version step at a time."""
     version = data.get("schema_version")
     if not isinstance(version, int) or version < 1:
         raise BenchError(f"{path} is not a bench results file (no schema_version)")
@@ -134,7 +134,21 @@ def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
         raise BenchError(
             f"{path} was written by a newer bench (schema {version} > {SCHEMA_VERSION}); upgrade bench to read it"
         )
+    if version == 1:
+        data = _upgrade_1_to_2(data)
     return data
+
+
+def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:
+    upgraded = dict(data, schema_version=2)
+    if "database" in upgraded:  # a run record: one PostgreSQL became a mapping of databases
+        database = upgraded.pop("database")
+        upgraded["databases"] = {}
+        if isinstance(database, dict):
+            bindir = database.pop("bindir", None)
+            database.setdefault("source", f"binaries in {bindir}" if bindir else "given URL")
+            upgraded["databases"][database.get("kind", "postgresql")] = database
+    return upgraded
 
 
 def _load_record(path: Path, model: type[RecordT]) -> RecordT:

@@ -1,18 +1,12 @@
-"""Shared fixtures: a real PostgreSQL for the whole session (the one the harness itself provisions)."""
+"""Shared fixtures. Each database backend has one plugin module in tests/backends/<backend>.py providing
+`<backend>_backend` (the BENCH_* environment of an app on that backend, state restored afterwards) and
+whatever session fixtures start its server; every module found there is loaded here."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
+from pathlib import Path
 
-import pytest
+BACKEND_PLUGINS_DIR = Path(__file__).parent / "backends"
+BACKENDS_WITH_FIXTURES = sorted(p.stem for p in BACKEND_PLUGINS_DIR.glob("*.py") if not p.stem.startswith("_"))
 
-from bench.databases.postgres import provision_postgres
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A PostgreSQL URL: BENCH_TEST_DATABASE_URL if set, else a throwaway server started by the harness."""
-    given = os.environ.get("BENCH_TEST_DATABASE_URL")
-    with provision_postgres(url=given, max_connections_needed=60, dataset_rows=1000) as server:
-        yield server.url
+pytest_plugins = [f"tests.backends.{name}" for name in BACKENDS_WITH_FIXTURES]

@@ -13,15 +13,14 @@ from typing import Any
 import pytest
 from anyio.to_thread import current_default_thread_limiter
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, func, select
-from sqlalchemy.engine import make_url
 
 from apps.catalog import VariantInfo, all_variants
 from apps.contract import BIGINT_MAX, INTEGER_MAX, ITEM_NOT_FOUND, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
-from apps.schema import Base, ItemRow
 from apps.settings import StartupError
 from bench.dataset import seed_items
 from bench.urls import mask_url
+from tests.backends.memory import FAKE_URL
+from tests.conftest import BACKENDS_WITH_FIXTURES
 
 VARIANTS = all_variants()
 DATABASE_VARIANTS = sorted(name for name, info in VARIANTS.items() if info.backend != "memory")
@@ -29,40 +28,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Settings that differ from every default, so /health can only echo them if it really read them.
 APP_ENV = {"BENCH_POOL_SIZE": "3", "BENCH_MAX_OVERFLOW": "2", "BENCH_POOL_TIMEOUT_S": "7.5", "BENCH_THREAD_TOKENS": "7"}
-MEMORY_ROWS = 30
-# Never connected to: the memory variant only echoes it, which shows that /health masks passwords.
-FAKE_URL = "postgresql://bench:hunter2@db.invalid:5432/bench"
 MISSING_ID = 10**15
 
 
-# --- backends: what each one needs in the environment, and how its state is restored -----------------------
-
-
-@pytest.fixture(scope="module")
-def postgres_engine(postgres_url: str) -> Iterator[Engine]:
-    engine = create_engine(make_url(postgres_url).set(drivername="postgresql+psycopg"))
-    Base.metadata.create_all(engine, checkfirst=True)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def memory_backend() -> dict[str, str]:
-    return {"BENCH_DATASET_ROWS": str(MEMORY_ROWS), "BENCH_DATABASE_URL": FAKE_URL}
-
-
-@pytest.fixture
-def postgresql_backend(postgres_url: str, postgres_engine: Engine) -> Iterator[dict[str, str]]:
-    # The table is shared with the harness's own tests: remove what this test added, keep the seeded rows.
-    with postgres_engine.connect() as connection:
-        last_id_before = connection.scalar(select(func.coalesce(func.max(ItemRow.id), 0)))
-    yield {"BENCH_DATABASE_URL": postgres_url}
-    with postgres_engine.begin() as connection:
-        connection.execute(ItemRow.__table__.delete().where(ItemRow.id > last_id_before))
-
-
-# A variant whose backend has no entry here is skipped, not failed: add a `<backend>_backend` fixture.
-BACKEND_FIXTURES = {"memory": "memory_backend", "postgresql": "postgresql_backend"}
+# A variant whose backend has no tests/backends/<backend>.py plugin is skipped, not failed.
+BACKEND_FIXTURES = {name: f"{name}_backend" for name in BACKENDS_WITH_FIXTURES}
 
 
 @pytest.fixture(params=sorted(VARIANTS))
@@ -308,7 +278,15 @@ def test_health_reports_the_variant_and_its_settings(
     response = client.get("/health")
 
     assert response.status_code == 200
-    assert response.json() == {
+    body = response.json()
+    driver_pool = body["config"].pop("driver_pool")
+    if variant.pooled:  # apps/pooling.py: whatever the driver's knobs, at most pool_size + max_overflow = 5
+        knobs = dict(driver_pool)
+        most = knobs["pool_size"] + knobs["max_overflow"] if "max_overflow" in knobs else max(knobs.values())
+        assert most == 5, driver_pool
+    else:
+        assert driver_pool is None
+    assert body == {
         "status": "ok",
         "variant": variant.name,
         "backend": variant.backend,

@@ -69,8 +69,9 @@ def test_smoke_sweep_records_every_point_and_draws_the_report(tmp_path: Path) ->
     run = json.loads((run_dir / "run.json").read_text())
     assert run["status"] == "complete"
     assert run["points_planned"] == 3 * 2 + 1 and run["points_ok"] == 7 and run["points_failed"] == 0
-    assert run["database"]["embedded"] is True
-    assert run["database"]["settings"]["fsync"] == "on"
+    assert run["databases"]["postgresql"]["embedded"] is True
+    assert run["databases"]["postgresql"]["settings"]["fsync"] == "on"
+    assert run["databases"]["memory"]["label"] == "in-memory (no database)"
     assert run["environment"]["libraries"]["locust"]
 
     points = [json.loads(p.read_text()) for p in sorted((run_dir / "points").glob("*.json"))]
@@ -113,7 +114,8 @@ def test_given_database_url_is_used_as_is(tmp_path: Path, postgres_url: str) -> 
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-3000:]
     run = json.loads((results / "given" / "run.json").read_text())
-    assert run["database"]["embedded"] is False
+    assert run["databases"]["postgresql"]["embedded"] is False
+    assert run["databases"]["postgresql"]["source"] == "given URL"
     assert run["points_ok"] == 1
     assert not (results / "given" / "report").exists()
 

@@ -70,3 +70,22 @@ def test_corrupt_or_foreign_files_are_reported_not_crashed_on(tmp_path: Path, co
 def test_unknown_run_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="no run named 'missing'"):
         open_run(tmp_path, "missing")
+
+
+def test_version_1_runs_are_upgraded_on_load(tmp_path: Path) -> None:
+    v1 = _run().model_dump(mode="json")
+    v1.pop("databases")
+    v1 |= {
+        "schema_version": 1,
+        "database": {
+            "kind": "postgresql", "label": "PostgreSQL 15", "url": "postgresql://postgres@127.0.0.1:5/bench",
+            "embedded": True, "version": "15", "settings": {"fsync": "on"}, "bindir": "/usr/lib/postgresql/15/bin",
+        },
+    }  # fmt: skip
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run.json").write_text(json.dumps(v1))
+    run = open_run(tmp_path, "old").load_run()
+    assert run.schema_version == SCHEMA_VERSION
+    database = run.databases["postgresql"]
+    assert (database.label, database.embedded, database.surrogate) == ("PostgreSQL 15", True, False)
+    assert database.source == "binaries in /usr/lib/postgresql/15/bin"

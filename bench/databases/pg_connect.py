@@ -14,7 +14,7 @@ try:
     import psycopg
     from psycopg import sql
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise BenchError("PostgreSQL support is not installed; run: pip install 'fastapi-db-bench[postgres]'") from exc
+    raise BenchError("PostgreSQL support is not installed; run: pip install 'fastapi-db-bench[postgresql]'") from exc
 
 __all__ = [
     "CONNECT_TIMEOUT_S",

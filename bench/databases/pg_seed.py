@@ -8,7 +8,6 @@ right after seeding. A later call reuses the table when the row count, that fing
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from itertools import islice
 
 from sqlalchemy import Connection, create_engine, text
@@ -17,6 +16,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from apps.schema import ITEMS_TABLE, Base
+from bench.databases.backend import SeedResult
 from bench.databases.pg_connect import CONNECT_TIMEOUT_S, check_url, first_line, libpq_url, psycopg, scrub, sql
 from bench.dataset import seed_items
 from bench.errors import BenchError
@@ -35,13 +35,6 @@ FINGERPRINT_SQL = f"""
     ), '' ORDER BY id), ''))
     FROM {ITEMS_TABLE}
 """
-
-
-@dataclass(frozen=True)
-class SeedResult:
-    rows: int
-    reused: bool
-    seconds: float
 
 
 def seed_postgres(url: str, rows: int) -> SeedResult:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.databases.backend import Database, SeedResult
 from bench.databases.pg_binaries import (
     ServerBinaries,
     ServerUser,
@@ -26,7 +27,7 @@ from bench.databases.pg_binaries import (
 )
 from bench.databases.pg_cluster import ServerLog, init_cluster, start_postmaster, stop_postmaster
 from bench.databases.pg_connect import Connection, connect, first_line, psycopg, scrub, show
-from bench.databases.pg_seed import SeedResult, seed_postgres
+from bench.databases.pg_seed import seed_postgres
 from bench.databases.pg_workdirs import make_cluster_dir, remove_stale_clusters
 from bench.errors import BenchError
 
@@ -196,3 +197,33 @@ def _chown_tree(root: Path, user: ServerUser) -> None:
         os.chown(directory, user.uid, user.gid)
         for name in (*subdirs, *files):
             os.chown(os.path.join(directory, name), user.uid, user.gid, follow_symlinks=False)
+
+
+class PostgresBackend:
+    """PostgreSQL for the harness: a given URL, else a throwaway server (see provision_postgres)."""
+
+    name = "postgresql"
+    url_option = "--database-url"
+    url_env = "DATABASE_URL"
+
+    @contextmanager
+    def provision(
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+    ) -> Iterator[Database]:
+        log_path = work_dir / "postgres.log" if url is None else None
+        with provision_postgres(
+            url=url, max_connections_needed=connections_needed, dataset_rows=dataset_rows, log_path=log_path
+        ) as server:
+            yield Database(
+                backend=self.name,
+                url=server.url,
+                label=f"PostgreSQL {server.version.split()[0]}",
+                version=server.version,
+                embedded=server.embedded,
+                source=f"binaries in {server.bindir}" if server.embedded else "given URL",
+                settings=server.settings,
+            )
+
+    def seed(self, database: Database, rows: int) -> SeedResult:
+        assert database.url is not None
+        return seed_postgres(database.url, rows)
