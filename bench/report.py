@@ -23,8 +23,13 @@ from bench.environment import machine_label
 from bench.records import PointRecord, RunRecord
 from bench.results import RunFolder, write_atomic
 
-# matplotlib's default cycle (tab10): C0..C9.
-_PALETTE: list[tuple[float, float, float]] = [to_rgb(f"C{index}") for index in range(10)]
+# tab10 first (matplotlib's default cycle, the most distinct colours), then tab20's lighter shades: enough for
+# every variant of the catalog to keep its own colour in every chart.
+_PALETTE: list[tuple[float, float, float]] = [to_rgb(f"C{index}") for index in range(10)] + [
+    to_rgb(colour) for colour in plt.get_cmap("tab20")(range(1, 20, 2))
+]
+# The mode is also in the marker, so sync/async/blocking read apart even where colours are close.
+_MARKERS = {"sync": "o", "async": "s", "blocking": "v"}
 
 
 def variant_colour(name: str) -> tuple[float, float, float]:
@@ -117,9 +122,13 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
             for handle, text in zip(*axis.get_legend_handles_labels(), strict=True):
                 legend.setdefault(text, handle)
         handles, labels = list(legend.values()), list(legend)
+        legend_rows = math.ceil(len(labels) / 3)
+        # Grow the figure with the legend, so a sweep of every variant keeps panels as tall as a small one.
+        legend_inches = 0.25 + 0.2 * legend_rows
+        figure.set_figheight(figure.get_figheight() + legend_inches)
         figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
         figure.suptitle(_chart_title(run, users, at_users), fontsize=10)
-        figure.tight_layout(rect=(0, 0.06, 1, 0.95))
+        figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 0.95))
         path = out_dir / f"pool_size_u{users}.png"
         figure.savefig(path, dpi=110)
         plt.close(figure)
@@ -133,11 +142,12 @@ def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], ov
         series = sorted((c for c in pooled_cells if c.variant == variant), key=lambda c: c.pool_size or 0)
         xs = [c.pool_size or 0 for c in series]
         colour = variant_colour(variant)
-        label = f"{variant} ({series[0].mode})"
-        throughput_axis.plot(xs, [c.requests_per_s for c in series], marker="o", color=colour, label=label)
+        label = f"{variant} ({series[0].mode})" + (", SURROGATE" if "surrogate" in series[0].backend_label else "")
+        marker = _MARKERS.get(series[0].mode, "D")
+        throughput_axis.plot(xs, [c.requests_per_s for c in series], marker=marker, color=colour, label=label)
         # A stalled point measured no latency at all: a gap in the line, never a fast-looking zero.
         latencies = [math.nan if _stalled(c) else c.latency_ms_p99 for c in series]
-        latency_axis.plot(xs, latencies, marker="o", color=colour, label=label)
+        latency_axis.plot(xs, latencies, marker=marker, color=colour, label=label)
         stalled_xs = [c.pool_size or 0 for c in series if _stalled(c)]
         for axis in (throughput_axis, latency_axis) if stalled_xs else ():
             axis.plot(stalled_xs, [0] * len(stalled_xs), "X", color="red", markersize=11, clip_on=False,
