@@ -89,7 +89,9 @@ class _ProgressObserver:
         if "stalled" in record.flags:
             outcome += "  [red]STALLED: no request completed in the measured period[/]"
         pool = f"{point.pool_size}+{point.max_overflow}" if point.pool_size is not None else "-"
-        where = f"{point.variant.name:<18} pool {pool:<6} users {point.users:<4} r{point.repeat_index}"
+        where = f"{point.variant.name:<19} pool {pool:<6} users {point.users:<4} r{point.repeat_index}"
+        if "surrogate" in record.config.backend_label:  # never read as the real server's performance
+            outcome += f"  [yellow]on {record.config.backend_label}[/]"
         self.progress.console.print(f"  {point.index:3d} {where} {outcome}", soft_wrap=True)
         self.progress.advance(self.task)
 

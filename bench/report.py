@@ -202,6 +202,10 @@ def _databases_line(run: RunRecord) -> str:
     return "; ".join(parts) or "none"
 
 
+def _latency(cell: Cell, value: float) -> str:
+    return "–" if _stalled(cell) else f"{value:,.0f}"
+
+
 def _format_pool(value: int | None) -> str:
     return "–" if value is None else str(value)
 
@@ -217,14 +221,15 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",
-        "| variant | mode | pool_size | max_overflow | users | requests/s | p50 ms | p99 ms | errors | repeats "
-        "| flags |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| variant | backend | mode | pool_size | max_overflow | users | requests/s | p50 ms | p99 ms | errors "
+        "| repeats | flags |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cells:
         lines.append(
-            f"| {c.variant} | {c.mode} | {_format_pool(c.pool_size)} | {_format_pool(c.max_overflow)} | {c.users} "
-            f"| {c.requests_per_s:,.0f} | {c.latency_ms_p50:,.0f} | {c.latency_ms_p99:,.0f} "
+            f"| {c.variant} | {c.backend_label} | {c.mode} | {_format_pool(c.pool_size)} "
+            f"| {_format_pool(c.max_overflow)} | {c.users} | {c.requests_per_s:,.0f} "
+            f"| {_latency(c, c.latency_ms_p50)} | {_latency(c, c.latency_ms_p99)} "
             f"| {c.error_rate:.2%} | {c.repeats} | {c.flags} |"
         )
     failed = [p for p in points if p.status == "failed"]

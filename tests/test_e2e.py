@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from apps.catalog import all_variants
+
 pytestmark = pytest.mark.e2e
 
 VARIANTS = ["memory", "pg_sqla_sync", "pg_sqla_async", "pg_sqla_blocking"]
@@ -149,3 +151,30 @@ def test_ctrl_c_stops_every_child_and_keeps_an_incomplete_run(tmp_path: Path) ->
     assert [pid for pid in children if alive(pid)] == []
     run = json.loads((results / "interrupted" / "run.json").read_text())
     assert run["status"] == "incomplete"
+
+
+def test_every_variant_of_every_backend_runs_through_the_harness(tmp_path: Path) -> None:
+    """One short point per variant: each backend is provisioned (or found), seeded, loaded and charted."""
+    results = tmp_path / "results"
+    names = list(all_variants())
+    completed = subprocess.run(
+        bench_argv(
+            "run", "--variant", ",".join(names), "--pool-size", "2", "--max-overflow", "1", "--users", "4",
+            "--warmup", "0", "--duration", "1", "--rows", "200", "--results-dir", str(results), "--run-id", "all",
+        ),
+        cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
+    run = json.loads((results / "all" / "run.json").read_text())
+    points = [json.loads(p.read_text()) for p in sorted((results / "all" / "points").glob("*.json"))]
+    failed = {p["config"]["variant"]: p["error"] for p in points if p["status"] != "ok"}
+    assert failed == {}
+    assert sorted(p["config"]["variant"] for p in points) == sorted(names)
+    assert all(p["metrics"]["requests"] > 0 and p["metrics"]["failures"] == 0 for p in points)
+    for backend, database in run["databases"].items():
+        surrogate_label = "(surrogate)" in database["label"]
+        assert database["surrogate"] is surrogate_label, backend
+    for point in points:  # the surrogate's label travels with every point measured on it
+        database = run["databases"][point["config"]["backend"]]
+        assert point["config"]["backend_label"] == database["label"]
+    assert (results / "all" / "report" / "pool_size_u4.png").exists()

@@ -73,7 +73,7 @@ def test_report_draws_charts_and_a_table_with_failures(tmp_path: Path) -> None:
     summary = (folder.report_dir / "summary.md").read_text()
     for variant in ("pg_sqla_sync", "pg_sqla_async", "memory"):
         assert f"| {variant} |" in summary
-    assert "| pg_sqla_sync | async | 5 | 0 | 20 | 500 |" in summary
+    assert "| pg_sqla_sync | PostgreSQL 15 | async | 5 | 0 | 20 | 500 |" in summary
     assert "uvicorn exited during start-up" in summary
     assert "![pool_size_u20](pool_size_u20.png)" in summary
 
@@ -98,4 +98,4 @@ def test_stalled_points_are_flagged_in_the_summary_table(tmp_path: Path) -> None
     folder.write_point(_point(2, _config("pg_sqla_sync", 5, 0), _metrics(100, 5)))
     write_report(folder)
     summary = (folder.report_dir / "summary.md").read_text()
-    assert "| stalled 1/1 |" in summary
+    assert "| 0 | – | – | 0.00% | 1 | stalled 1/1 |" in summary  # no latency shown for a stall
