@@ -104,7 +104,10 @@ def run(
     variant: Annotated[
         list[str] | None,
         typer.Option(
-            "--variant", "-v", metavar="NAME[,NAME...]", help="Variant(s) to measure; `bench variants` lists them."
+            "--variant",
+            "-v",
+            metavar="NAME[,NAME...]",
+            help="Variant(s) to measure, or `all`; `bench variants` lists them.",
         ),
     ] = None,
     pool_size: Annotated[

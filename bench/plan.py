@@ -40,6 +40,7 @@ class SweepSpec(BaseModel):
     @classmethod
     def _known_variants(cls, names: list[str]) -> list[str]:
         known = all_variants()
+        names = [expanded for name in names for expanded in (known if name == "all" else [name])]
         unknown = [name for name in names if name not in known]
         if unknown:
             raise ValueError(f"unknown variant {', '.join(unknown)} (known: {', '.join(known)})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from apps.catalog import all_variants
 from bench.plan import SweepSpec, build_plan
 
 
@@ -66,3 +67,7 @@ def test_max_connections_needed_covers_largest_pool_and_overflow_per_worker() ->
 def test_invalid_specs_are_rejected(field: str, value: object) -> None:
     with pytest.raises(ValidationError):
         SweepSpec.model_validate({field: value})
+
+
+def test_all_expands_to_every_variant_once() -> None:
+    assert SweepSpec(variants=["all", "memory"]).variants == list(all_variants())
