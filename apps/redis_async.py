@@ -1,0 +1,120 @@
+"""Redis through redis.asyncio on a BlockingConnectionPool; `async def` routes await on the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.commands.core import AsyncScript
+
+from apps.catalog import VariantSpec
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemResponse,
+    ItemUpdate,
+    Limit,
+    Offset,
+    create_app,
+    or_404,
+)
+from apps.pooling import redis_pool
+from apps.redis_items import (
+    NEXT_ID_KEY,
+    ORDER_KEY,
+    UPDATE_ITEM_LUA,
+    index_range,
+    item_from_hash,
+    item_from_pairs,
+    item_hash,
+    item_ids,
+    item_key,
+    pool_options,
+    redis_url,
+    update_args,
+)
+from apps.settings import AppSettings
+
+VARIANT: VariantSpec = {"backend": "redis", "mode": "async", "driver": "redis.asyncio", "pooled": True}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: AppSettings = app.state.settings
+    pool = BlockingConnectionPool.from_url(redis_url(settings), **pool_options(settings))
+    client = Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
+    try:
+        await client.ping()  # fail fast on a bad URL
+        app.state.redis = client
+        app.state.update_script = client.register_script(UPDATE_ITEM_LUA)
+        yield
+    finally:
+        await client.aclose()
+
+
+async def get_client(request: Request) -> Redis:
+    client: Redis = request.app.state.redis
+    return client
+
+
+async def get_update_script(request: Request) -> AsyncScript:
+    script: AsyncScript = request.app.state.update_script
+    return script
+
+
+RedisDep = Annotated[Redis, Depends(get_client)]
+UpdateScriptDep = Annotated[AsyncScript, Depends(get_update_script)]
+
+
+async def create_item(client: RedisDep, item: ItemCreate) -> ItemResponse:
+    item_id = await client.incr(NEXT_ID_KEY)
+    async with client.pipeline(transaction=True) as pipe:  # MULTI/EXEC: the hash and its place in the order, or neither
+        pipe.hset(item_key(item_id), mapping=item_hash(item.model_dump()))
+        pipe.zadd(ORDER_KEY, {str(item_id): item_id})
+        await pipe.execute()
+    return ItemResponse(id=item_id, **item.model_dump())
+
+
+async def read_item(client: RedisDep, item_id: ItemId) -> ItemResponse:
+    return or_404(item_from_hash(item_id, await client.hgetall(item_key(item_id))))
+
+
+async def list_items(client: RedisDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
+    ids = item_ids(await client.zrange(ORDER_KEY, *index_range(limit, offset)))
+    async with client.pipeline(transaction=False) as pipe:  # one round trip for the whole page
+        for item_id in ids:
+            pipe.hgetall(item_key(item_id))
+        stored = await pipe.execute()
+    # An item deleted between the two round trips has an empty hash by now: it is left out.
+    found = (item_from_hash(item_id, fields) for item_id, fields in zip(ids, stored, strict=True))
+    return [item for item in found if item is not None]
+
+
+async def update_item(update: UpdateScriptDep, item_id: ItemId, changes: ItemUpdate) -> ItemResponse:
+    stored = await update(keys=[item_key(item_id)], args=update_args(changes))
+    return or_404(item_from_pairs(item_id, stored))
+
+
+async def delete_item(client: RedisDep, item_id: ItemId) -> None:
+    async with client.pipeline(transaction=True) as pipe:
+        pipe.delete(item_key(item_id))
+        pipe.zrem(ORDER_KEY, str(item_id))
+        deleted, _ = await pipe.execute()
+    or_404(deleted or None)
+
+
+app = create_app(
+    __name__,
+    VARIANT,
+    lifespan,
+    create_item=create_item,
+    read_item=read_item,
+    list_items=list_items,
+    update_item=update_item,
+    delete_item=delete_item,
+    driver_pool=redis_pool,
+)

@@ -1,0 +1,213 @@
+"""A throwaway `redis-server` as a child process in `<tmp>/bench-redis-*`: started, waited for, stopped, removed.
+
+The server keeps nothing on disk (`--save "" --appendonly no`): the dataset is seeded again whenever it is not
+in place, so persistence would only add fsyncs and snapshots to the measurements. The directory holds the
+owner file ("PID START_TIME" of the harness) and the server's own PID file, so a later run can clean up after
+a harness that was killed before it could (SIGKILL, power loss).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from bench.databases.pg_workdirs import pid_alive, process_start_time
+from bench.errors import BenchError
+from bench.processes import free_port, start_child, stop_child
+
+DIR_PREFIX = "bench-redis-"
+OWNER_FILE = "bench-owner"
+SERVER_PID_FILE = "redis-server.pid"
+READY_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+NOT_FOUND = (
+    "no Redis to use: nothing answers on 127.0.0.1:6379 and redis-server is not on PATH; set --redis-url "
+    "(or REDIS_URL), or run `docker compose up -d redis` and pass --redis-url redis://127.0.0.1:6379/0"
+)
+# A bench-redis-* dir without an owner file is only a leftover once it is older than its creation can take.
+_UNOWNED_GRACE_S = 300.0
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    url: str
+    pid: int
+    workdir: Path
+    binary: str
+
+
+@contextmanager
+def throwaway_redis(*, maxclients: int, log_path: Path | None = None) -> Iterator[RedisServer]:
+    """Start a redis-server on a free 127.0.0.1 port; stop it and remove its directory when the context ends."""
+    remove_stale_dirs()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError(NOT_FOUND)
+    workdir = make_workdir()
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        process, port = _start(binary, workdir, maxclients, log_path or workdir / "redis.log")
+        yield RedisServer(url=f"redis://127.0.0.1:{port}/0", pid=process.pid, workdir=workdir, binary=binary)
+    finally:
+        try:
+            if process is not None:
+                stop_child(process, grace_s=STOP_TIMEOUT_S)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def server_arguments(port: int, workdir: Path, maxclients: int) -> list[str]:
+    return [
+        "--bind", "127.0.0.1", "--port", str(port), "--dir", str(workdir),
+        "--daemonize", "no", "--logfile", "",  # log to stdout, which goes to the log file
+        "--save", "", "--appendonly", "no",  # no persistence: see the module docstring
+        "--maxclients", str(maxclients),
+    ]  # fmt: skip
+
+
+def _start(binary: str, workdir: Path, maxclients: int, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    attempts = 3
+    for attempt in range(1, attempts + 1):
+        port = free_port()
+        log_start = log_path.stat().st_size if log_path.exists() else 0
+        try:
+            process = start_child(
+                [binary, *server_arguments(port, workdir, maxclients)], env=dict(os.environ), log_path=log_path,
+                cwd=workdir,
+            )  # fmt: skip
+        except OSError as error:
+            raise BenchError(f"redis-server ({binary}) could not start: {error}") from error
+        (workdir / SERVER_PID_FILE).write_text(f"{process.pid} {process_start_time(process.pid) or ''}\n")
+        try:
+            if _wait_until_ready(process, port, log_path, log_start):
+                return process, port
+        except BaseException:
+            stop_child(process, grace_s=STOP_TIMEOUT_S)
+            raise
+        if attempt == attempts:  # another process took the port between our probe and the server binding it
+            raise BenchError(f"redis-server found no free port on 127.0.0.1: {_last_line(log_path, log_start)}")
+    raise AssertionError("unreachable")
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], port: int, log_path: Path, log_start: int) -> bool:
+    """True once the server answers PING; False if it exited because its port was taken; else BenchError."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    # from_url: unlike Redis(host=...), it does not retry a refused connection with back-off, which would only
+    # delay noticing that the server is up.
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=0.5, socket_timeout=1)
+    try:
+        while True:
+            if process.poll() is not None:
+                if "Address already in use" in _log_text(log_path, log_start):
+                    return False
+                raise BenchError(
+                    f"the throwaway Redis exited during start-up: {_last_line(log_path, log_start)}; "
+                    "pass --redis-url to use an existing server"
+                )
+            with contextlib.suppress(redis.RedisError):
+                if client.ping():
+                    return True
+            if time.monotonic() > deadline:
+                raise BenchError(
+                    f"the throwaway Redis did not answer within {READY_TIMEOUT_S:.0f} s (last log line: "
+                    f"{_last_line(log_path, log_start)}); pass --redis-url to use an existing server"
+                )
+            time.sleep(0.02)
+    finally:
+        client.close()
+
+
+def _log_text(log_path: Path, start: int) -> str:
+    try:
+        with log_path.open("rb") as log:
+            log.seek(start)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _last_line(log_path: Path, start: int) -> str:
+    lines = [line.strip() for line in _log_text(log_path, start).splitlines() if line.strip()]
+    return lines[-1] if lines else f"(nothing in {log_path})"
+
+
+def make_workdir() -> Path:
+    """A fresh `bench-redis-*` directory owned (per its owner file) by this process."""
+    workdir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=tempfile.gettempdir()))
+    pid = os.getpid()
+    (workdir / OWNER_FILE).write_text(f"{pid} {process_start_time(pid) or ''}\n")
+    return workdir
+
+
+def remove_stale_dirs(tmp: Path | None = None) -> list[Path]:
+    """Remove `bench-redis-*` dirs whose owning harness is gone, stopping their server first if it still runs."""
+    removed: list[Path] = []
+    for workdir in sorted((tmp or Path(tempfile.gettempdir())).glob(f"{DIR_PREFIX}*")):
+        try:
+            if workdir.is_symlink() or not workdir.is_dir() or _owner_alive(workdir):
+                continue
+            if not _stop_orphaned_server(workdir / SERVER_PID_FILE):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(workdir, ignore_errors=True)
+        if not workdir.exists():
+            removed.append(workdir)
+    return removed
+
+
+def _owner_alive(workdir: Path) -> bool:
+    try:
+        parts = (workdir / OWNER_FILE).read_text().split()
+    except FileNotFoundError:
+        return time.time() - workdir.stat().st_mtime < _UNOWNED_GRACE_S
+    return _recorded_process_alive(parts)
+
+
+def _recorded_process_alive(parts: list[str]) -> bool:
+    try:
+        pid = int(parts[0])
+    except (IndexError, ValueError):
+        return False
+    return pid_alive(pid, parts[1] if len(parts) > 1 else None)
+
+
+def _stop_orphaned_server(pid_file: Path) -> bool:
+    """Stop the redis-server recorded in `pid_file` if it still runs; False if it could not be stopped.
+
+    Only a process with the recorded PID *and* start time is signalled (a reused PID is someone else's), and
+    only if it is a redis-server: redis-server rewrites its command line, so the name is all there is to check.
+    """
+    try:
+        parts = pid_file.read_text().split()
+    except FileNotFoundError:
+        return True
+    if len(parts) < 2 or not _recorded_process_alive(parts):
+        return True  # without a start time the PID cannot be told apart from its reuse: never signal it
+    pid = int(parts[0])
+    try:
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return not pid_alive(pid)
+    if name != "redis-server":
+        return True
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not pid_alive(pid):
+            return True
+    return False

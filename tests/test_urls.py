@@ -1,0 +1,28 @@
+"""Password masking: every way a password can appear in a URL or a line of text around one."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.urls import mask_url
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://bench:s3cret@db:5432/x", "postgresql://bench:***@db:5432/x"),
+        ("mysql+aiomysql://root:p%40ss@127.0.0.1/bench", "mysql+aiomysql://root:***@127.0.0.1/bench"),
+        ("redis://:s3cret@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        ("mongodb://u:s3cret@h1:1,h2:2/db?authSource=admin", "mongodb://u:***@h1:1,h2:2/db?authSource=admin"),
+        ("host=db user=u password=s3cret", "host=db user=u password=***"),
+        ("postgresql://db/x?user=u&password=s3cret", "postgresql://db/x?user=u&password=***"),
+        (
+            "could not start (database bench:s3cret@db:5432/x): refused",
+            "could not start (database bench:***@db:5432/x): refused",
+        ),
+        ("postgresql://bench@db:5432/x", "postgresql://bench@db:5432/x"),
+        ("no password here: user@host", "no password here: user@host"),
+    ],
+)
+def test_passwords_are_masked(text: str, expected: str) -> None:
+    assert mask_url(text) == expected
