@@ -196,7 +196,9 @@ def _one_line(exc: Exception, password: str | None) -> str:
         return str(exc)
     # SQLAlchemy wraps the driver's exception, whose own message is the informative part.
     cause = getattr(exc, "orig", None) or exc
-    line = mask_url(f"{type(cause).__name__}: {' '.join(str(cause).split())}")
+    message = " ".join(str(cause).split())
+    # Some drivers raise bare timeouts (asyncpg's connect timeout has no message at all).
+    line = mask_url(f"{type(cause).__name__}: {message}" if message else f"{type(cause).__name__} (no message)")
     # Drivers may echo connection parameters outside any URL, where mask_url cannot see them.
     return line.replace(password, "***") if password else line
 

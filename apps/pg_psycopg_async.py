@@ -1,0 +1,109 @@
+"""PostgreSQL through psycopg 3's asyncio API and psycopg_pool, raw SQL; `async def` routes await on the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from psycopg import AsyncConnection, AsyncRawCursor
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from apps.catalog import VariantSpec
+from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
+from apps.pg_raw import (
+    DELETE_ITEM,
+    INSERT_ITEM,
+    LIST_ITEMS,
+    PREPARE_DATABASE,
+    SELECT_ITEM,
+    ItemDict,
+    insert_args,
+    postgres_dsn,
+    psycopg_options,
+    returned,
+    update_statement,
+)
+from apps.pooling import max_connections, min_max_pool
+from apps.settings import AppSettings
+from apps.sqla import CONNECT_TIMEOUT_S
+
+VARIANT: VariantSpec = {"backend": "postgresql", "mode": "async", "driver": "psycopg (async)", "pooled": True}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: AppSettings = app.state.settings
+    dsn = postgres_dsn(settings)
+    options = psycopg_options(dsn) | {"row_factory": dict_row, "cursor_factory": AsyncRawCursor}
+    # One plain connection first: the pool would retry a bad URL until its timeout and then hide the reason.
+    async with await AsyncConnection[DictRow].connect(dsn, **options) as conn, conn.transaction():
+        for statement in PREPARE_DATABASE:
+            await conn.execute(statement)
+    pool = AsyncConnectionPool(
+        dsn,
+        connection_class=AsyncConnection[DictRow],
+        kwargs=options,
+        min_size=settings.pool_size,
+        max_size=max_connections(settings),
+        timeout=settings.pool_timeout_s,
+        check=AsyncConnectionPool.check_connection if settings.pool_pre_ping else None,
+        open=False,
+    )
+    try:
+        # The pool opens min_size connections up front; wait for them so a start-up failure is seen now.
+        await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+        app.state.pool = pool
+        yield
+    finally:
+        await pool.close()
+
+
+async def get_connection(request: Request) -> AsyncIterator[AsyncConnection[DictRow]]:
+    pool: AsyncConnectionPool[AsyncConnection[DictRow]] = request.app.state.pool
+    async with pool.connection() as conn:
+        yield conn
+
+
+ConnectionDep = Annotated[AsyncConnection[DictRow], Depends(get_connection)]
+
+
+async def create_item(conn: ConnectionDep, item: ItemCreate) -> ItemDict:
+    cursor = await conn.execute(INSERT_ITEM, insert_args(item))
+    return returned(await cursor.fetchone())
+
+
+async def read_item(conn: ConnectionDep, item_id: ItemId) -> ItemDict:
+    cursor = await conn.execute(SELECT_ITEM, (item_id,))
+    return or_404(await cursor.fetchone())
+
+
+async def list_items(conn: ConnectionDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemDict]:
+    cursor = await conn.execute(LIST_ITEMS, (limit, offset))
+    return await cursor.fetchall()
+
+
+async def update_item(conn: ConnectionDep, item_id: ItemId, changes: ItemUpdate) -> ItemDict:
+    statement, args = update_statement(item_id, changes)
+    cursor = await conn.execute(statement, args)
+    return or_404(await cursor.fetchone())
+
+
+async def delete_item(conn: ConnectionDep, item_id: ItemId) -> None:
+    cursor = await conn.execute(DELETE_ITEM, (item_id,))
+    or_404(await cursor.fetchone())
+
+
+app = create_app(
+    __name__,
+    VARIANT,
+    lifespan,
+    create_item=create_item,
+    read_item=read_item,
+    list_items=list_items,
+    update_item=update_item,
+    delete_item=delete_item,
+    driver_pool=min_max_pool,
+)
