@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Double, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Prefixed so that pointing the harness at an existing database never touches a user's own `items` table.
@@ -19,7 +19,7 @@ class ItemRow(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), nullable=False)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
-    price: Mapped[float] = mapped_column(Float, nullable=False)
+    price: Mapped[float] = mapped_column(Double, nullable=False)
     quantity: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
     __table_args__ = (Index(f"ix_{ITEMS_TABLE}_name", "name"),)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL, make_url
@@ -12,13 +14,30 @@ from apps.contract import ItemUpdate
 from apps.schema import Base, ItemRow
 from apps.settings import AppSettings, StartupError
 
-Driver = Literal["psycopg", "asyncpg"]
+Driver = Literal["psycopg", "asyncpg", "pymysql", "aiomysql"]
+
+
+class _DriverInfo(NamedTuple):
+    dialect: str  # SQLAlchemy's dialect for it: the `postgresql` of `postgresql+psycopg://`
+    schemes: frozenset[str]  # the URL backends a user may give for it (any `+driver` suffix is swapped)
+    timeout_arg: str  # its connect() argument limiting how long a connection attempt may take
+
+
+_POSTGRESQL = frozenset({"postgresql", "postgres"})
+_MYSQL = frozenset({"mysql", "mariadb"})
+_DRIVERS: dict[str, _DriverInfo] = {
+    "psycopg": _DriverInfo("postgresql", _POSTGRESQL, "connect_timeout"),
+    "asyncpg": _DriverInfo("postgresql", _POSTGRESQL, "timeout"),
+    "pymysql": _DriverInfo("mysql", _MYSQL, "connect_timeout"),
+    "aiomysql": _DriverInfo("mysql", _MYSQL, "connect_timeout"),
+}
 
 # Without a limit an unreachable host makes start-up hang for minutes instead of failing.
 CONNECT_TIMEOUT_S = 10
-_CONNECT_TIMEOUT_ARG: dict[str, str] = {"psycopg": "connect_timeout", "asyncpg": "timeout"}
 # Any constant works: it only has to be the same in every worker that may run create_all at once.
 _SCHEMA_LOCK_KEY = 0x62656E6368
+SCHEMA_LOCK_NAME = "fastapi-db-bench:create-schema"
+_SCHEMA_LOCK_TIMEOUT_S = 30
 
 
 class EngineOptions(TypedDict):
@@ -30,20 +49,22 @@ class EngineOptions(TypedDict):
 
 
 def database_url(settings: AppSettings, driver: Driver) -> URL:
-    """The PostgreSQL URL the user gave, with `driver` swapped in whatever driver it named."""
+    """The URL the user gave, with `driver` swapped in whatever driver it named."""
+    info = _DRIVERS[driver]
+    wanted = f"a {info.dialect}:// URL"
     if settings.database_url is None:
-        raise StartupError("BENCH_DATABASE_URL is not set; give it a postgresql:// URL")
+        raise StartupError(f"BENCH_DATABASE_URL is not set; give it {wanted}")
     try:
         url = make_url(settings.database_url)
     except ArgumentError:
-        raise StartupError("BENCH_DATABASE_URL is not a URL; give a postgresql:// URL") from None
-    if url.get_backend_name() not in {"postgresql", "postgres"}:
-        raise StartupError(f"BENCH_DATABASE_URL must be a postgresql:// URL, not {url.drivername}://")
-    return url.set(drivername=f"postgresql+{driver}")
+        raise StartupError(f"BENCH_DATABASE_URL is not a URL; give {wanted}") from None
+    if url.get_backend_name() not in info.schemes:
+        raise StartupError(f"BENCH_DATABASE_URL must be {wanted}, not {url.drivername}://")
+    return url.set(drivername=f"{info.dialect}+{driver}")
 
 
 def engine_options(settings: AppSettings, url: URL) -> EngineOptions:
-    timeout_arg = _CONNECT_TIMEOUT_ARG[url.get_driver_name()]
+    timeout_arg = _DRIVERS[url.get_driver_name()].timeout_arg
     return EngineOptions(
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -58,8 +79,39 @@ def prepare_database(connection: Connection) -> None:
     """Fail fast on a bad URL, and create the table when the app runs without the harness."""
     connection.execute(text("SELECT 1"))
     # Several uvicorn workers start together; without the lock two of them may both try CREATE TABLE.
+    with _SCHEMA_LOCKS[connection.dialect.name](connection):
+        Base.metadata.create_all(connection, checkfirst=True)
+
+
+@contextmanager
+def _postgresql_schema_lock(connection: Connection) -> Iterator[None]:
+    # Held until the transaction ends, whatever happens in between.
     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-    Base.metadata.create_all(connection, checkfirst=True)
+    yield
+
+
+@contextmanager
+def _mysql_schema_lock(connection: Connection) -> Iterator[None]:
+    # MySQL's named locks belong to the session, not the transaction (CREATE TABLE commits implicitly
+    # anyway), so this one is released explicitly: a pooled connection must not keep it.
+    acquired = connection.execute(
+        text("SELECT GET_LOCK(:name, :timeout)"), {"name": SCHEMA_LOCK_NAME, "timeout": _SCHEMA_LOCK_TIMEOUT_S}
+    ).scalar()
+    if acquired != 1:
+        raise StartupError(
+            f"another session held the lock {SCHEMA_LOCK_NAME!r} for {_SCHEMA_LOCK_TIMEOUT_S} s; "
+            "another app's start-up is stuck: stop it and start again"
+        )
+    try:
+        yield
+    finally:
+        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": SCHEMA_LOCK_NAME})
+
+
+_SCHEMA_LOCKS: dict[str, Callable[[Connection], AbstractContextManager[None]]] = {
+    "postgresql": _postgresql_schema_lock,
+    "mysql": _mysql_schema_lock,
+}
 
 
 def apply_update(row: ItemRow, changes: ItemUpdate) -> None:

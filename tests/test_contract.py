@@ -95,6 +95,13 @@ def test_create_returns_201_with_id_and_fields(client: TestClient) -> None:
     assert client.get(f"/items/{first['id']}").json() == first
 
 
+@pytest.mark.parametrize("price", [1234.5678, 0.1 + 0.2, 1e-7, 123456789.125])
+def test_prices_keep_double_precision(client: TestClient, price: float) -> None:
+    created = create(client, price=price)
+
+    assert client.get(f"/items/{created['id']}").json()["price"] == price
+
+
 def test_quantity_defaults_to_zero(client: TestClient) -> None:
     response = client.post("/items", json={"name": "no quantity", "price": 1})
 

@@ -12,12 +12,14 @@ from sqlalchemy.engine import make_url
 from apps.schema import Base, ItemRow
 from bench.databases.postgres import provision_postgres
 
+# Read at import: the contract tests remove every BENCH_* variable before the session fixture first runs.
+GIVEN_URL = os.environ.get("BENCH_TEST_DATABASE_URL")
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL URL: BENCH_TEST_DATABASE_URL if set, else a throwaway server started by the harness."""
-    given = os.environ.get("BENCH_TEST_DATABASE_URL")
-    with provision_postgres(url=given, max_connections_needed=60, dataset_rows=1000) as server:
+    with provision_postgres(url=GIVEN_URL, max_connections_needed=60, dataset_rows=1000) as server:
         yield server.url
 
 
