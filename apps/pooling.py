@@ -38,7 +38,11 @@ def min_max_pool(settings: AppSettings) -> DriverPool:
 
 
 def mongo_pool(settings: AppSettings) -> DriverPool:
-    return {"minPoolSize": settings.pool_size, "maxPoolSize": max_connections(settings)}
+    return {
+        "minPoolSize": settings.pool_size,
+        "maxPoolSize": max_connections(settings),
+        "waitQueueTimeoutMS": round(settings.pool_timeout_s * 1000),
+    }
 
 
 def redis_pool(settings: AppSettings) -> DriverPool:

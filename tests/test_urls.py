@@ -21,6 +21,8 @@ from bench.urls import mask_url
             "could not start (database bench:***@db:5432/x): refused",
         ),
         ("postgresql://bench@db:5432/x", "postgresql://bench@db:5432/x"),
+        ("mongodb://bench:hun@ter2@host:1/db", "mongodb://bench:***@host:1/db"),
+        ("a redis://:pw@h/0 and mysql://u:p2@h2/db", "a redis://:***@h/0 and mysql://u:***@h2/db"),
         ("no password here: user@host", "no password here: user@host"),
     ],
 )

@@ -1,0 +1,124 @@
+"""MongoDB through Motor's AsyncIOMotorClient; `async def` routes await on the event loop.
+
+Motor has been deprecated since May 2025 and is past its end of life; PyMongo's AsyncMongoClient replaces it
+(apps/mongo_pymongo_async.py). It is kept because it is the pattern of the original brief and of much code
+in the wild, so the two can be measured side by side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from pymongo import DESCENDING, ReturnDocument
+
+from apps.catalog import VariantSpec
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemResponse,
+    ItemUpdate,
+    Limit,
+    Offset,
+    create_app,
+    or_404,
+)
+from apps.mongo_items import (
+    BY_ID,
+    COUNTERS_COLLECTION,
+    DEFAULT_DATABASE,
+    ITEM_INDEXES,
+    ITEMS_COLLECTION,
+    NEXT_ID_FILTER,
+    NEXT_ID_UPDATE,
+    Document,
+    client_options,
+    counter_at_least,
+    database_url,
+    new_document,
+    set_changes,
+    startup_errors,
+    to_item,
+)
+from apps.pooling import mongo_pool
+from apps.settings import AppSettings
+
+VARIANT: VariantSpec = {"backend": "mongodb", "mode": "async", "driver": "motor", "pooled": True}
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: AppSettings = app.state.settings
+    url = database_url(settings)
+    with startup_errors(url):
+        client: AsyncIOMotorClient[Document] = AsyncIOMotorClient(url, **client_options(settings, url))
+    try:
+        with startup_errors(url):
+            app.state.database = await prepare_database(client)
+        yield
+    finally:
+        client.close()
+
+
+async def prepare_database(client: AsyncIOMotorClient[Document]) -> AsyncIOMotorDatabase[Document]:
+    """Fail fast on a bad URL, and create the indexes and the id counter when the app runs without the harness."""
+    await client.admin.command("ping")
+    db = client.get_default_database(DEFAULT_DATABASE)
+    await db[ITEMS_COLLECTION].create_indexes(ITEM_INDEXES)
+    last_item = await db[ITEMS_COLLECTION].find_one({}, {"_id": True}, sort=[("_id", DESCENDING)])
+    await db[COUNTERS_COLLECTION].update_one(NEXT_ID_FILTER, counter_at_least(last_item), upsert=True)
+    return db
+
+
+async def get_database(request: Request) -> AsyncIOMotorDatabase[Document]:
+    db: AsyncIOMotorDatabase[Document] = request.app.state.database
+    return db
+
+
+DatabaseDep = Annotated[AsyncIOMotorDatabase[Document], Depends(get_database)]
+
+
+async def create_item(db: DatabaseDep, item: ItemCreate) -> ItemResponse:
+    counter = await db[COUNTERS_COLLECTION].find_one_and_update(
+        NEXT_ID_FILTER, NEXT_ID_UPDATE, upsert=True, return_document=ReturnDocument.AFTER
+    )
+    document = new_document(counter, item)
+    await db[ITEMS_COLLECTION].insert_one(document)
+    return to_item(document)
+
+
+async def read_item(db: DatabaseDep, item_id: ItemId) -> ItemResponse:
+    return to_item(or_404(await db[ITEMS_COLLECTION].find_one({"_id": item_id})))
+
+
+async def list_items(db: DatabaseDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
+    cursor = db[ITEMS_COLLECTION].find(sort=BY_ID, skip=offset, limit=limit)
+    return [to_item(document) async for document in cursor]
+
+
+async def update_item(db: DatabaseDep, item_id: ItemId, changes: ItemUpdate) -> ItemResponse:
+    document = await db[ITEMS_COLLECTION].find_one_and_update(
+        {"_id": item_id}, set_changes(changes), return_document=ReturnDocument.AFTER
+    )
+    return to_item(or_404(document))
+
+
+async def delete_item(db: DatabaseDep, item_id: ItemId) -> None:
+    or_404(await db[ITEMS_COLLECTION].find_one_and_delete({"_id": item_id}, projection={"_id": True}))
+
+
+app = create_app(
+    __name__,
+    VARIANT,
+    lifespan,
+    create_item=create_item,
+    read_item=read_item,
+    list_items=list_items,
+    update_item=update_item,
+    delete_item=delete_item,
+    driver_pool=mongo_pool,
+)
