@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -90,13 +91,55 @@ def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
     return sorted(cells, key=lambda c: (c.users, c.variant, c.pool_size or 0, c.max_overflow or 0))
 
 
-def _chart_title(run: RunRecord, users: int, cells: list[Cell]) -> str:
+def _chart_title(run: RunRecord, what: str, cells: list[Cell]) -> str:
     scenario = run.sweep.get("scenario", "?")
     backends = ", ".join(sorted({c.backend_label for c in cells}))
-    return (
-        f"{scenario}: requests/s and p99 vs pool_size, closed model, {users} users\n"
-        f"{backends} | {machine_label(run.environment)}"
-    )
+    context = textwrap.fill(f"{backends} | {machine_label(run.environment)}", width=110)
+    return f"{scenario}: {what}, closed model\n{context}"
+
+
+# A bar chart per pool setting reads better than single points on a pool_size axis, but only for a few settings.
+MAX_BAR_CHART_SETTINGS = 4
+
+
+def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path]:
+    """Every variant side by side at one pool setting (the unpooled baseline in each): requests/s and p99."""
+    written: list[Path] = []
+    settings = sorted({(c.users, c.pool_size, c.max_overflow) for c in cells if c.pool_size is not None})
+    if len({(ps, mo) for _, ps, mo in settings}) > MAX_BAR_CHART_SETTINGS:
+        return written
+    for users, pool_size, max_overflow in settings:
+        chosen = [c for c in cells if c.users == users and c.max_overflow == max_overflow and c.pool_size == pool_size]
+        chosen += [c for c in cells if c.users == users and c.pool_size is None]
+        chosen.sort(key=lambda c: c.requests_per_s)
+        names = [c.variant + (" (SURROGATE)" if "surrogate" in c.backend_label else "") for c in chosen]
+        figure, (throughput_axis, latency_axis) = plt.subplots(
+            1, 2, figsize=(13, 1.2 + 0.38 * len(chosen)), sharey=True
+        )
+        colours = [variant_colour(c.variant) for c in chosen]
+        hatches = ["//" if "surrogate" in c.backend_label else "" for c in chosen]
+        throughput_axis.barh(names, [c.requests_per_s for c in chosen], color=colours, hatch=hatches)
+        latency_axis.barh(names, [math.nan if _stalled(c) else c.latency_ms_p99 for c in chosen], color=colours,
+                          hatch=hatches)  # fmt: skip
+        throughput_axis.set_xlabel("requests/s (higher is better)")
+        latency_axis.set_xlabel("p99 latency, ms (lower is better; log scale)")
+        latency_axis.set_xscale("log")
+        for axis, values, unit in (
+            (throughput_axis, [c.requests_per_s for c in chosen], ""),
+            (latency_axis, [c.latency_ms_p99 for c in chosen], " ms"),
+        ):
+            axis.grid(True, axis="x", alpha=0.3)
+            for row, (cell, value) in enumerate(zip(chosen, values, strict=True)):
+                text = "stalled" if _stalled(cell) else f" {value:,.0f}{unit}"
+                axis.annotate(text, xy=(value or 0, row), va="center", fontsize=8)
+        what = f"every variant at pool_size={pool_size}, max_overflow={max_overflow}, {users} users"
+        figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
+        figure.tight_layout()
+        path = out_dir / f"variants_ps{pool_size}_mo{max_overflow}_u{users}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
 
 
 def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path]:
@@ -107,7 +150,12 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
         overflows: list[int | None] = [*sorted({c.max_overflow for c in at_users if c.max_overflow is not None})]
         overflows = overflows or [None]  # only unpooled variants: one panel
         figure, axes = plt.subplots(
-            2, len(overflows), figsize=(4.8 * len(overflows) + 1.5, 7.5), squeeze=False, sharex=True, sharey="row"
+            2,
+            len(overflows),
+            figsize=(max(4.8 * len(overflows) + 1.5, 11), 7.5),
+            squeeze=False,
+            sharex=True,
+            sharey="row",
         )
         for column, overflow in enumerate(overflows):
             throughput_axis, latency_axis = axes[0][column], axes[1][column]
@@ -127,7 +175,8 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
         legend_inches = 0.25 + 0.2 * legend_rows
         figure.set_figheight(figure.get_figheight() + legend_inches)
         figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
-        figure.suptitle(_chart_title(run, users, at_users), fontsize=10)
+        what = f"requests/s and p99 vs pool_size, {users} users"
+        figure.suptitle(_chart_title(run, what, at_users), fontsize=10)
         figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 0.95))
         path = out_dir / f"pool_size_u{users}.png"
         figure.savefig(path, dpi=110)
@@ -249,7 +298,7 @@ def write_report(folder: RunFolder) -> list[Path]:
     cells = aggregate(points)
     out_dir = folder.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    charts = draw_pool_charts(run, cells, out_dir) if cells else []
+    charts = [*draw_pool_charts(run, cells, out_dir), *draw_variant_bars(run, cells, out_dir)] if cells else []
     summary_path = out_dir / "summary.md"
     write_atomic(summary_path, summary_markdown(run, points, cells, charts))
     return [*charts, summary_path]

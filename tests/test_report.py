@@ -68,7 +68,8 @@ def test_report_draws_charts_and_a_table_with_failures(tmp_path: Path) -> None:
     written = write_report(folder)
 
     charts = [p for p in written if p.suffix == ".png"]
-    assert [p.name for p in charts] == ["pool_size_u20.png"]
+    # One line chart over pool_size, and (few settings) one bar chart of every variant per setting.
+    assert [p.name for p in charts] == ["pool_size_u20.png", "variants_ps2_mo0_u20.png", "variants_ps5_mo0_u20.png"]
     assert charts[0].read_bytes().startswith(PNG_MAGIC) and charts[0].stat().st_size > 10_000
     summary = (folder.report_dir / "summary.md").read_text()
     for variant in ("pg_sqla_sync", "pg_sqla_async", "memory"):
@@ -99,3 +100,15 @@ def test_stalled_points_are_flagged_in_the_summary_table(tmp_path: Path) -> None
     write_report(folder)
     summary = (folder.report_dir / "summary.md").read_text()
     assert "| 0 | – | – | 0.00% | 1 | stalled 1/1 |" in summary  # no latency shown for a stall
+
+
+def test_many_pool_settings_get_no_bar_charts(tmp_path: Path) -> None:
+    folder = create_run_folder(tmp_path, "r")
+    run = RunRecord(
+        run_id="r", status="complete", created_at="2026-01-01T00:00:00+00:00", argv=[], sweep={},
+        environment={}, points_planned=6,
+    )  # fmt: skip
+    folder.write_run(run)
+    for index, pool_size in enumerate((1, 2, 3, 4, 5), start=1):
+        folder.write_point(_point(index, _config("pg_sqla_async", pool_size, 0), _metrics(100, 5)))
+    assert [p.name for p in write_report(folder) if p.suffix == ".png"] == ["pool_size_u20.png"]
