@@ -1,4 +1,4 @@
-"""Child processes the harness starts (uvicorn, Locust): started so they can always be stopped, and stopped."""
+"""Child processes the harness starts (uvicorn, Locust, throwaway servers): started so they can always be stopped."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bench.errors import BenchError
@@ -16,11 +16,27 @@ from bench.errors import BenchError
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the harness is killed outright, the kernel sends SIGTERM."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
+    """A preexec_fn that makes the kernel send `sig` to the child if the harness dies, even by SIGKILL.
+
+    None where there is no prctl (not Linux). subprocess runs preexec_fn after switching user and group; that
+    order matters, because a credential change clears PR_SET_PDEATHSIG. Which signal is the caller's choice:
+    the one that makes its server shut down promptly and cleanly.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(sig))
+        if os.getppid() != parent:  # the harness died before the setting took effect
+            os._exit(1)
+
+    return preexec
 
 
 def start_child(
@@ -38,7 +54,8 @@ def start_child(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only calls prctl, safe before exec
+            # Thread-safe enough: the hook only makes two syscalls (prctl, getppid), no locks or imports.
+            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509
         )
 
 

@@ -35,14 +35,13 @@ from bench.databases.mongo import (
 from bench.databases.mongo_server import (
     CONFIG_FILE,
     DIR_PREFIX,
-    OWNER_FILE,
     SERVER_FILE,
     answers_ping,
     locate_surrogate,
     remove_stale_workdirs,
 )
-from bench.databases.pg_workdirs import process_start_time
 from bench.databases.registry import get_backend
+from bench.databases.workdirs import OWNER_FILE, process_start_time
 from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port

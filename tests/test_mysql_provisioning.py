@@ -43,18 +43,18 @@ from bench.databases.mysql_seed import DATASET_TABLE, FINGERPRINT_SQL
 from bench.databases.mysql_server import (
     CONNECTION_HEADROOM,
     MysqlBinaries,
-    ServerLog,
     install_data_dir,
     locate_binaries,
     make_server_dir,
+    mariadb_log,
     prepare_server_dir,
     remove_stale_servers,
     server_user,
     start_server,
     stop_server,
 )
-from bench.databases.pg_workdirs import OWNER_FILE, process_start_time
 from bench.databases.registry import get_backend
+from bench.databases.workdirs import OWNER_FILE, process_start_time
 from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port
@@ -424,7 +424,7 @@ def test_stale_dirs_of_dead_owners_are_removed_and_unrelated_processes_spared(ow
 def test_orphaned_server_is_stopped_before_its_directory_is_removed(binaries: MysqlBinaries, own_tmp: Path) -> None:
     workdir = make_server_dir()
     (workdir / OWNER_FILE).write_text(f"{_dead_pid()}\n")
-    log = ServerLog(own_tmp / "orphan.log")
+    log = mariadb_log(own_tmp / "orphan.log")
     process: subprocess.Popen[bytes] | None = None
     try:
         user = server_user()

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from apps.schema import ITEMS_TABLE, ItemRow
-from bench.databases.pg_cluster import free_port
 from bench.databases.pg_seed import DATASET_TABLE, FINGERPRINT_SQL
 from bench.databases.postgres import seed_postgres
 from bench.dataset import seed_items
 from bench.errors import BenchError
+from bench.processes import free_port
 
 ROWS = 1000
 

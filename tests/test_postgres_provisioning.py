@@ -15,17 +15,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.databases.pg_binaries import (
-    ServerUser,
-    locate_server_binaries,
-    reachable_by,
-    server_user,
-    wheel_bindir,
-)
-from bench.databases.pg_cluster import ServerLog, free_port, init_cluster, start_postmaster, stop_postmaster
-from bench.databases.pg_workdirs import OWNER_FILE, process_start_time, remove_stale_clusters
+from bench.databases.pg_binaries import locate_server_binaries, server_user, wheel_bindir
+from bench.databases.pg_cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
+from bench.databases.pg_workdirs import remove_stale_clusters
 from bench.databases.postgres import PostgresServer, provision_postgres, runnable_binaries
+from bench.databases.server_user import ServerUser, reachable_by
+from bench.databases.workdirs import OWNER_FILE, process_start_time
 from bench.errors import BenchError
+from bench.processes import free_port
 
 NEEDED = 20
 
@@ -429,7 +426,7 @@ def test_stale_dirs_of_dead_owners_are_removed_on_next_start_and_unrelated_proce
 
 def test_orphaned_postmaster_is_stopped_before_its_directory_is_removed(own_tmp: Path) -> None:
     workdir = _stale_dir(f"{_dead_pid()}")
-    log = ServerLog(workdir / "postgres.log")
+    log = postgres_log(workdir / "postgres.log")
     process: subprocess.Popen[bytes] | None = None
     try:
         user = server_user()

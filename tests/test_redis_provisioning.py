@@ -21,11 +21,11 @@ from bench.databases.backend import Database
 from bench.databases.redis import CONNECTION_HEADROOM, DATASET_KEY, LOCAL_DATABASE, provision_redis, seed_redis
 from bench.databases.redis_server import (
     DIR_PREFIX,
-    OWNER_FILE,
     SERVER_PID_FILE,
     remove_stale_dirs,
     server_arguments,
 )
+from bench.databases.workdirs import OWNER_FILE
 from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port

@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -25,13 +24,13 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from bench.databases.pg_workdirs import pid_alive, process_start_time
+from bench.databases import workdirs
+from bench.databases.server_log import read_since
 from bench.errors import BenchError
 from bench.processes import free_port, log_tail, start_child, stop_child
 
 PROGRAM = "secantusd-py"
 DIR_PREFIX = "bench-mongo-"
-OWNER_FILE = "bench-owner"
 SERVER_FILE = "surrogate-pid"
 CONFIG_FILE = "secantusd.toml"
 LOG_FILE = "secantusd.log"
@@ -39,8 +38,6 @@ READY_TIMEOUT_S = 30.0  # a pure-Python server: importing it alone takes about 2
 STOP_TIMEOUT_S = 10.0
 # secantusdb 0.7.0b3 closes connections beyond this many (server.DEFAULT_MAX_CONNECTIONS; no flag sets it).
 MAX_CONNECTIONS = 1000
-# A bench-mongo-* dir without an owner file is only a leftover once it is older than its creation can take.
-_UNOWNED_GRACE_S = 300.0
 _PORT_ATTEMPTS = 3
 
 
@@ -108,8 +105,7 @@ def _start(program: Path, workdir: Path, log: Path) -> tuple[subprocess.Popen[by
             process = start_child(command, env=env, log_path=log, cwd=workdir)
         except OSError as error:
             raise BenchError(f"the secantusdb surrogate {program} could not start: {error}") from error
-        start_time = process_start_time(process.pid) or ""
-        (workdir / SERVER_FILE).write_text(f"{process.pid} {start_time}\n")
+        workdirs.record_process(workdir / SERVER_FILE, process.pid)
         try:
             if _wait_until_ready(process, port, log, start_offset):
                 return process, port
@@ -126,7 +122,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, log: Path, st
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
         if process.poll() is not None:
-            if "Address already in use" in _log_since(log, start_offset):
+            if "Address already in use" in read_since(log, start_offset):
                 return False
             raise BenchError(
                 f"the secantusdb surrogate exited during start-up (exit code {process.returncode}): "
@@ -163,78 +159,28 @@ def answers_ping(host: str, port: int, *, timeout_s: float = 2.0) -> bool:
         client.close()
 
 
-def _log_since(log: Path, offset: int) -> str:
-    try:
-        with log.open("rb") as reader:
-            reader.seek(offset)
-            return reader.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
 # --- working directories ----------------------------------------------------------------------------------
 
 
 def make_workdir() -> Path:
     """A fresh `bench-mongo-*` directory owned (per its owner file) by this process."""
-    workdir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=tempfile.gettempdir()))
-    pid = os.getpid()
-    (workdir / OWNER_FILE).write_text(f"{pid} {process_start_time(pid) or ''}\n")
-    return workdir
+    return workdirs.make_workdir(DIR_PREFIX)
 
 
 def remove_stale_workdirs(tmp: Path | None = None) -> list[Path]:
     """Remove `bench-mongo-*` dirs whose harness is gone, stopping their surrogate first if it still runs."""
-    removed: list[Path] = []
-    for workdir in sorted((tmp or Path(tempfile.gettempdir())).glob(f"{DIR_PREFIX}*")):
-        try:
-            if workdir.is_symlink() or not workdir.is_dir() or _owner_alive(workdir):
-                continue
-            if not _stop_orphaned_surrogate(workdir):
-                continue
-        except OSError:
-            continue
-        shutil.rmtree(workdir, ignore_errors=True)
-        if not workdir.exists():
-            removed.append(workdir)
-    return removed
-
-
-def _read_pid_file(path: Path) -> tuple[int, str | None] | None:
-    try:
-        parts = path.read_text().split()
-        return int(parts[0]), (parts[1] if len(parts) > 1 else None)
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _owner_alive(workdir: Path) -> bool:
-    if not (workdir / OWNER_FILE).exists():
-        return time.time() - workdir.stat().st_mtime < _UNOWNED_GRACE_S
-    owner = _read_pid_file(workdir / OWNER_FILE)
-    return owner is not None and pid_alive(*owner)
+    return workdirs.remove_stale_workdirs(DIR_PREFIX, _stop_orphaned_surrogate, tmp)
 
 
 def _stop_orphaned_surrogate(workdir: Path) -> bool:
     """Stop the surrogate recorded in `workdir` if it is alive and really serves it; False if it must be left."""
-    server = _read_pid_file(workdir / SERVER_FILE)
-    if server is None or not pid_alive(*server):
-        return True
-    pid = server[0]
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except FileNotFoundError:
-        return not pid_alive(pid)
+        server = workdirs.parse_process_record((workdir / SERVER_FILE).read_text())
     except OSError:
-        return False  # cannot tell what it is (no /proc): leave the directory rather than pull it from under it
-    if str(workdir / CONFIG_FILE) not in argv:
-        return True  # the PID now belongs to an unrelated process: never signal it
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not pid_alive(pid):
-            return True
-    return False
+        return True
+    if server is None:
+        return True
+    config = str(workdir / CONFIG_FILE)
+    return workdirs.stop_if_ours(
+        *server, lambda argv: config in argv, first_signal=signal.SIGTERM, timeout_s=STOP_TIMEOUT_S
+    )

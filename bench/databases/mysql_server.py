@@ -1,36 +1,37 @@
 """A throwaway MariaDB as a child process: find the binaries, initialise a data dir, start, wait, stop, clean up.
 
 Everything lives in `<tmp>/bench-mysql-*` (data/, the socket, the pid file, the log unless the caller chose
-where it goes, and the owner file of `pg_workdirs`), which is removed when the context exits. A directory
+where it goes, and the owner file of `workdirs`), which is removed when the context exits. A directory
 whose harness died without cleaning up (SIGKILL, power loss) is removed by the next start, after stopping
 its server if that still runs. The server only listens on 127.0.0.1, and root has no password there.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import math
 import os
-import pwd
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
+from bench.databases import workdirs
 from bench.databases.mysql_connect import accepts_connections, connect
-from bench.databases.pg_binaries import ServerUser, reachable_by
-from bench.databases.pg_workdirs import OWNER_FILE, pid_alive, process_start_time
+from bench.databases.server_log import ServerLog
+from bench.databases.server_user import (
+    ServerUser,
+    extra_groups_of,
+    find_server_user,
+    gid_of,
+    reachable_by,
+    uid_of,
+)
 from bench.errors import BenchError
-from bench.processes import free_port, stop_child
-from bench.urls import mask_url
+from bench.processes import die_with_parent, free_port, stop_child
 
 DIR_PREFIX = "bench-mysql-"
 SERVER_PROGRAMS = ("mariadbd", "mysqld")
@@ -47,10 +48,9 @@ _BYTES_PER_ROW = 1024
 READY_TIMEOUT_S = 60.0
 INSTALL_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0  # a clean shutdown flushes the buffer pool; SIGKILL only after this
-# A bench-mysql-* dir without an owner file is only a leftover once it is older than its creation can take.
-_UNOWNED_GRACE_S = 300.0
+# mariadbd gets SIGTERM if the harness dies: a normal shutdown that disconnects clients, flushes and exits.
+DEATH_SIGNAL = signal.SIGTERM
 _PID_FILE = "mariadbd.pid"
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -97,17 +97,10 @@ def _which(programs: Sequence[str], search: str) -> Path | None:
 
 def server_user() -> ServerUser | None:
     """None when not root; else `mysql` if it exists, otherwise `nobody` (mariadbd refuses to run as root)."""
-    if os.geteuid() != 0:
-        return None
-    for name in SERVER_USERS:
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return ServerUser(name, entry.pw_uid, entry.pw_gid)
-    raise BenchError(
+    return find_server_user(
+        SERVER_USERS,
         "bench runs as root and MariaDB refuses to, but there is no `mysql` or `nobody` user to run it as; "
-        "run bench as an ordinary user or pass --mysql-url"
+        "run bench as an ordinary user or pass --mysql-url",
     )
 
 
@@ -137,7 +130,7 @@ def throwaway_server(
     log: ServerLog | None = None
     process: subprocess.Popen[bytes] | None = None
     try:
-        log = ServerLog(log_path or workdir / "mariadb.log")
+        log = mariadb_log(log_path or workdir / "mariadb.log")
         prepare_server_dir(workdir, user)
         install_data_dir(binaries, workdir, user, log)
         process, port = start_server(binaries, workdir, user, log, server_options(needed, dataset_rows))
@@ -192,7 +185,7 @@ def install_data_dir(binaries: MysqlBinaries, workdir: Path, user: ServerUser | 
         done = subprocess.run(
             command, stdin=subprocess.DEVNULL, stdout=log.file, stderr=subprocess.STDOUT, env=_child_env(workdir),
             cwd=workdir, timeout=INSTALL_TIMEOUT_S, check=False,
-            user=_uid(user), group=_gid(user), extra_groups=_groups(user),
+            user=uid_of(user), group=gid_of(user), extra_groups=extra_groups_of(user),
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as error:
         raise BenchError(f"{binaries.install_db} could not run: {error}; pass --mysql-url instead") from error
@@ -228,8 +221,8 @@ def start_server(
                 command, stdin=subprocess.DEVNULL, stdout=log.file, stderr=subprocess.STDOUT,
                 env=_child_env(workdir), cwd=workdir, close_fds=True,
                 start_new_session=True,  # a terminal Ctrl-C reaches only us; we then stop it cleanly
-                preexec_fn=_die_with_parent(),  # noqa: PLW1509 - only prctl and getppid, no locks or imports
-                user=_uid(user), group=_gid(user), extra_groups=_groups(user),
+                preexec_fn=die_with_parent(DEATH_SIGNAL),  # noqa: PLW1509 - only prctl and getppid, no locks or imports
+                user=uid_of(user), group=gid_of(user), extra_groups=extra_groups_of(user),
             )  # fmt: skip
         except OSError as error:
             raise BenchError(f"{binaries.server} could not run: {error}; pass --mysql-url instead") from error
@@ -276,79 +269,10 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, log: ServerLo
         time.sleep(0.05)
 
 
-def _uid(user: ServerUser | None) -> int | None:
-    return None if user is None else user.uid
-
-
-def _gid(user: ServerUser | None) -> int | None:
-    return None if user is None else user.gid
-
-
-def _groups(user: ServerUser | None) -> list[int] | None:
-    # Drop root's supplementary groups too; None leaves them untouched when we are not root.
-    return None if user is None else []
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn that makes the server get SIGTERM (a normal shutdown that disconnects clients) if the
-    harness dies, even by SIGKILL.
-
-    subprocess runs preexec_fn after switching user and group; that order matters, because a credential
-    change clears PR_SET_PDEATHSIG. The same is why mariadbd is not left to switch to `mysql` itself.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-        if os.getppid() != parent:  # the harness died before the setting took effect
-            os._exit(1)
-
-    return preexec
-
-
-class ServerLog:
-    """The output of mariadb-install-db and mariadbd, read back for one-line error messages."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        # Opened by the harness and inherited by the children, so it works whoever the server runs as.
-        self.file: BinaryIO = open(path, "ab")  # noqa: SIM115 - closed by close(), outlives this call
-        self.start = 0
-        self.mark()
-
-    def mark(self) -> None:
-        """Read back only what is written from now on (a given log_path may hold earlier runs)."""
-        self.file.flush()
-        self.start = self.path.stat().st_size
-
-    def text(self) -> str:
-        self.file.flush()
-        try:
-            with open(self.path, "rb") as reader:
-                reader.seek(max(self.start, os.fstat(reader.fileno()).st_size - 65_536))
-                return reader.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def telling_line(self) -> str:
-        """The most telling line since mark(): the first error (MariaDB follows the cause with consequences
-        and a final "[ERROR] Aborting"), from its marker on; else the last line."""
-        lines = [line.strip() for line in self.text().splitlines() if line.strip()]
-        for line in lines:
-            for marker in ("[ERROR]", "FATAL", "ERROR"):
-                if marker in line:
-                    return mask_url(line[line.index(marker) :])
-        return mask_url(lines[-1]) if lines else f"(nothing in {self.path})"
-
-    def close(self) -> None:
-        self.file.close()
+def mariadb_log(path: Path) -> ServerLog:
+    """The output of mariadb-install-db and mariadbd. Its telling line is the first error, from its marker on:
+    MariaDB follows the cause with consequences and a final "[ERROR] Aborting"."""
+    return ServerLog(path, ("[ERROR]", "FATAL", "ERROR"), first_error=True, from_marker=True)
 
 
 # --- working directories ------------------------------------------------------------------------------------
@@ -356,73 +280,27 @@ class ServerLog:
 
 def make_server_dir() -> Path:
     """A fresh `bench-mysql-*` directory owned (per its owner file) by this process."""
-    workdir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=tempfile.gettempdir()))
-    pid = os.getpid()
-    (workdir / OWNER_FILE).write_text(f"{pid} {process_start_time(pid) or ''}\n")
-    return workdir
+    return workdirs.make_workdir(DIR_PREFIX)
 
 
 def remove_stale_servers(tmp: Path | None = None) -> list[Path]:
     """Remove `bench-mysql-*` dirs whose owning harness is gone, stopping their server first if it runs."""
-    removed: list[Path] = []
-    for workdir in sorted((tmp or Path(tempfile.gettempdir())).glob(f"{DIR_PREFIX}*")):
-        try:
-            if workdir.is_symlink() or not workdir.is_dir() or _owner_alive(workdir):
-                continue
-            if not _stop_orphaned_server(workdir):
-                continue
-        except OSError:
-            continue
-        shutil.rmtree(workdir, ignore_errors=True)
-        if not workdir.exists():
-            removed.append(workdir)
-    return removed
-
-
-def _owner_alive(workdir: Path) -> bool:
-    try:
-        parts = (workdir / OWNER_FILE).read_text().split()
-    except FileNotFoundError:
-        return time.time() - workdir.stat().st_mtime < _UNOWNED_GRACE_S
-    try:
-        pid = int(parts[0])
-    except (IndexError, ValueError):
-        return False
-    return pid_alive(pid, parts[1] if len(parts) > 1 else None)
+    return workdirs.remove_stale_workdirs(DIR_PREFIX, _stop_orphaned_server, tmp)
 
 
 def _stop_orphaned_server(workdir: Path) -> bool:
-    """Stop the mariadbd recorded in `workdir`'s pid file, if it is alive and really serves `workdir`.
-
-    Returns False when a live process holds the PID but cannot be verified as that server (no /proc):
-    the directory is then left alone rather than pulled from under a running server.
-    """
+    """Stop the mariadbd recorded in `workdir`'s pid file, if it is alive and really serves `workdir`."""
     try:
         pid = int((workdir / _PID_FILE).read_text().split()[0])
     except (OSError, IndexError, ValueError):
         return True
-    if not pid_alive(pid):
-        return True
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except FileNotFoundError:
-        return not pid_alive(pid)
-    except OSError:
-        return False
-    if not _is_server_of(argv, workdir / "data"):
-        return True  # the PID was reused by an unrelated process: never signal it
-    _signal_and_wait(pid, signal.SIGTERM)  # a normal shutdown: disconnect clients, flush, exit
-    if pid_alive(pid):
-        _signal_and_wait(pid, signal.SIGKILL)
-    return not pid_alive(pid)
-
-
-def _signal_and_wait(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    return workdirs.stop_if_ours(
+        pid,
+        None,  # the pid file holds no start time; the command line check tells a reused PID apart
+        lambda argv: _is_server_of(argv, workdir / "data"),
+        first_signal=signal.SIGTERM,  # a normal shutdown: disconnect clients, flush, exit
+        timeout_s=STOP_TIMEOUT_S,
+    )
 
 
 def _is_server_of(argv: list[str], datadir: Path) -> bool:

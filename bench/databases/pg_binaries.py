@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import pwd
 import shutil
-import stat
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from bench.databases.server_user import ServerUser, find_server_user
 from bench.errors import BenchError
 
 BINDIR_ENV = "PG_BINDIR"
@@ -62,15 +61,6 @@ class ServerBinaries:
             if libs.exists():
                 paths.append(libs)
         return paths
-
-
-@dataclass(frozen=True)
-class ServerUser:
-    """The unprivileged account that runs initdb and postgres when the harness itself runs as root."""
-
-    name: str
-    uid: int
-    gid: int
 
 
 def wheel_bindir() -> Path | None:
@@ -160,45 +150,11 @@ def _is_wheel(bindir: Path, wheel_dir: Path | None) -> bool:
 
 def server_user() -> ServerUser | None:
     """None when not root; else `postgres` if it exists, otherwise `nobody` (PostgreSQL refuses root)."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return ServerUser(name, entry.pw_uid, entry.pw_gid)
-    raise BenchError(
+    return find_server_user(
+        ("postgres", "nobody"),
         "bench runs as root and PostgreSQL refuses to, but there is no `postgres` or `nobody` user to run "
-        "it as; run bench as an ordinary user or pass --database-url"
+        "it as; run bench as an ordinary user or pass --database-url",
     )
-
-
-def reachable_by(path: Path, user: ServerUser) -> bool:
-    """Whether `user` (primary group only: supplementary groups are dropped) can reach and read `path`.
-
-    Checks the permission bits of every parent directory (search) and of `path` itself (read, and
-    search/execute), along the path as written and along the path with symlinks resolved; ACLs are
-    ignored, which errs on the side of copying or refusing.
-    """
-    given = Path(os.path.abspath(path))
-    target = path.resolve()
-    checks = [(parent, stat.S_IXUSR) for parent in (*given.parents, *target.parents)]
-    checks += [(given, stat.S_IRUSR | stat.S_IXUSR), (target, stat.S_IRUSR | stat.S_IXUSR)]
-    for item, owner_bits in checks:
-        try:
-            st = item.stat()
-        except OSError:
-            return False
-        if st.st_uid == user.uid:
-            bits = owner_bits
-        elif st.st_gid == user.gid:
-            bits = owner_bits >> 3
-        else:
-            bits = owner_bits >> 6
-        if st.st_mode & bits != bits:
-            return False
-    return True
 
 
 def copy_wheel_binaries(binaries: ServerBinaries, dest: Path) -> ServerBinaries:

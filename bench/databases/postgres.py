@@ -17,18 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.databases.backend import Database, SeedResult
-from bench.databases.pg_binaries import (
-    ServerBinaries,
-    ServerUser,
-    copy_wheel_binaries,
-    locate_server_binaries,
-    reachable_by,
-    server_user,
-)
-from bench.databases.pg_cluster import ServerLog, init_cluster, start_postmaster, stop_postmaster
+from bench.databases.pg_binaries import ServerBinaries, copy_wheel_binaries, locate_server_binaries, server_user
+from bench.databases.pg_cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
 from bench.databases.pg_connect import Connection, connect, first_line, psycopg, scrub, show
 from bench.databases.pg_seed import seed_postgres
 from bench.databases.pg_workdirs import make_cluster_dir, remove_stale_clusters
+from bench.databases.server_log import ServerLog
+from bench.databases.server_user import ServerUser, reachable_by
 from bench.errors import BenchError
 
 __all__ = ["PostgresServer", "SeedResult", "provision_postgres", "seed_postgres"]
@@ -128,7 +123,7 @@ def _throwaway_server(needed: int, dataset_rows: int, log_path: Path | None) -> 
     log: ServerLog | None = None
     process: subprocess.Popen[bytes] | None = None
     try:
-        log = ServerLog(log_path or workdir / "postgres.log")
+        log = postgres_log(log_path or workdir / "postgres.log")
         binaries = found
         if user is not None:
             binaries = runnable_binaries(found, user, workdir)

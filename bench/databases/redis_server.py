@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,12 +21,12 @@ from pathlib import Path
 
 import redis
 
-from bench.databases.pg_workdirs import pid_alive, process_start_time
+from bench.databases import workdirs
+from bench.databases.server_log import read_since
 from bench.errors import BenchError
 from bench.processes import free_port, start_child, stop_child
 
 DIR_PREFIX = "bench-redis-"
-OWNER_FILE = "bench-owner"
 SERVER_PID_FILE = "redis-server.pid"
 READY_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
@@ -35,8 +34,6 @@ NOT_FOUND = (
     "no Redis to use: nothing answers on 127.0.0.1:6379 and redis-server is not on PATH; set --redis-url "
     "(or REDIS_URL), or run `docker compose up -d redis` and pass --redis-url redis://127.0.0.1:6379/0"
 )
-# A bench-redis-* dir without an owner file is only a leftover once it is older than its creation can take.
-_UNOWNED_GRACE_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -88,7 +85,7 @@ def _start(binary: str, workdir: Path, maxclients: int, log_path: Path) -> tuple
             )  # fmt: skip
         except OSError as error:
             raise BenchError(f"redis-server ({binary}) could not start: {error}") from error
-        (workdir / SERVER_PID_FILE).write_text(f"{process.pid} {process_start_time(process.pid) or ''}\n")
+        workdirs.record_process(workdir / SERVER_PID_FILE, process.pid)
         try:
             if _wait_until_ready(process, port, log_path, log_start):
                 return process, port
@@ -109,7 +106,7 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, log_path: Pat
     try:
         while True:
             if process.poll() is not None:
-                if "Address already in use" in _log_text(log_path, log_start):
+                if "Address already in use" in read_since(log_path, log_start):
                     return False
                 raise BenchError(
                     f"the throwaway Redis exited during start-up: {_last_line(log_path, log_start)}; "
@@ -128,86 +125,38 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, log_path: Pat
         client.close()
 
 
-def _log_text(log_path: Path, start: int) -> str:
-    try:
-        with log_path.open("rb") as log:
-            log.seek(start)
-            return log.read().decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _last_line(log_path: Path, start: int) -> str:
-    lines = [line.strip() for line in _log_text(log_path, start).splitlines() if line.strip()]
+    lines = [line.strip() for line in read_since(log_path, start).splitlines() if line.strip()]
     return lines[-1] if lines else f"(nothing in {log_path})"
 
 
 def make_workdir() -> Path:
     """A fresh `bench-redis-*` directory owned (per its owner file) by this process."""
-    workdir = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=tempfile.gettempdir()))
-    pid = os.getpid()
-    (workdir / OWNER_FILE).write_text(f"{pid} {process_start_time(pid) or ''}\n")
-    return workdir
+    return workdirs.make_workdir(DIR_PREFIX)
 
 
 def remove_stale_dirs(tmp: Path | None = None) -> list[Path]:
     """Remove `bench-redis-*` dirs whose owning harness is gone, stopping their server first if it still runs."""
-    removed: list[Path] = []
-    for workdir in sorted((tmp or Path(tempfile.gettempdir())).glob(f"{DIR_PREFIX}*")):
-        try:
-            if workdir.is_symlink() or not workdir.is_dir() or _owner_alive(workdir):
-                continue
-            if not _stop_orphaned_server(workdir / SERVER_PID_FILE):
-                continue
-        except OSError:
-            continue
-        shutil.rmtree(workdir, ignore_errors=True)
-        if not workdir.exists():
-            removed.append(workdir)
-    return removed
+    return workdirs.remove_stale_workdirs(DIR_PREFIX, _stop_orphaned_server, tmp)
 
 
-def _owner_alive(workdir: Path) -> bool:
-    try:
-        parts = (workdir / OWNER_FILE).read_text().split()
-    except FileNotFoundError:
-        return time.time() - workdir.stat().st_mtime < _UNOWNED_GRACE_S
-    return _recorded_process_alive(parts)
-
-
-def _recorded_process_alive(parts: list[str]) -> bool:
-    try:
-        pid = int(parts[0])
-    except (IndexError, ValueError):
-        return False
-    return pid_alive(pid, parts[1] if len(parts) > 1 else None)
-
-
-def _stop_orphaned_server(pid_file: Path) -> bool:
-    """Stop the redis-server recorded in `pid_file` if it still runs; False if it could not be stopped.
+def _stop_orphaned_server(workdir: Path) -> bool:
+    """Stop the redis-server recorded in `workdir`'s PID file if it still runs; False if it could not be stopped.
 
     Only a process with the recorded PID *and* start time is signalled (a reused PID is someone else's), and
     only if it is a redis-server: redis-server rewrites its command line, so the name is all there is to check.
     """
     try:
-        parts = pid_file.read_text().split()
+        server = workdirs.parse_process_record((workdir / SERVER_PID_FILE).read_text())
     except FileNotFoundError:
         return True
-    if len(parts) < 2 or not _recorded_process_alive(parts):
+    if server is None or server[1] is None or not workdirs.pid_alive(*server):
         return True  # without a start time the PID cannot be told apart from its reuse: never signal it
-    pid = int(parts[0])
+    pid = server[0]
     try:
         name = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
-        return not pid_alive(pid)
+        return not workdirs.pid_alive(pid)
     if name != "redis-server":
         return True
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not pid_alive(pid):
-            return True
-    return False
+    return workdirs.stop_process(pid, signal.SIGTERM, STOP_TIMEOUT_S)
