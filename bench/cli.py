@@ -89,7 +89,8 @@ class _ProgressObserver:
         if "stalled" in record.flags:
             outcome += "  [red]STALLED: no request completed in the measured period[/]"
         pool = f"{point.pool_size}+{point.max_overflow}" if point.pool_size is not None else "-"
-        where = f"{point.variant.name:<19} pool {pool:<6} users {point.users:<4} r{point.repeat_index}"
+        threads = f"threads {point.thread_tokens:<4}" if point.variant.mode == "sync" else " " * 12
+        where = f"{point.variant.name:<19} pool {pool:<6} {threads} users {point.users:<4} r{point.repeat_index}"
         if "surrogate" in record.config.backend_label:  # never read as the real server's performance
             outcome += f"  [yellow]on {record.config.backend_label}[/]"
         self.progress.console.print(f"  {point.index:3d} {where} {outcome}", soft_wrap=True)
@@ -141,7 +142,10 @@ def run(
         bool | None, typer.Option("--pre-ping/--no-pre-ping", help="Check connections on checkout.")
     ] = None,
     thread_tokens: Annotated[
-        str | None, typer.Option(metavar="N", help="anyio thread-pool size for `def` routes (default 40).")
+        list[str] | None,
+        typer.Option(
+            metavar="N[,N...]", help="anyio thread-pool sizes to sweep; only `def` routes use it (default 40)."
+        ),
     ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file with the same settings.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A small sweep that finishes in about 2 minutes.")] = False,
@@ -184,7 +188,7 @@ def run(
         "dataset_rows": rows,
         "pool_timeout_s": pool_timeout,
         "pool_pre_ping": pre_ping,
-        "thread_tokens": thread_tokens,
+        "thread_tokens": _split(thread_tokens),
     }
     spec = build_spec(cli=cli_values, config_file=config, quick=quick)
     options = RunOptions(
@@ -205,7 +209,7 @@ def run(
     except KeyboardInterrupt:
         observer.stop()
         where = f" run {observer.run_id} is marked incomplete;" if observer.run_id else ""
-        err_console.print(f"interrupted:{where} every process the harness started has been stopped")
+        err_console.print(f"interrupted:{where} every process the harness started has been stopped", soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
         observer.stop()

@@ -104,7 +104,7 @@ def _point_config(point: Point, spec: SweepSpec, database: Database) -> PointCon
         repeat_index=point.repeat_index,
         pool_timeout_s=spec.pool_timeout_s,
         pool_pre_ping=spec.pool_pre_ping,
-        thread_tokens=spec.thread_tokens,
+        thread_tokens=point.thread_tokens,
         workers=spec.workers,
         dataset_rows=spec.dataset_rows,
     )

@@ -33,7 +33,8 @@ class SweepSpec(BaseModel):
     dataset_rows: int = Field(default=DEFAULT_ROWS, ge=1, le=10_000_000)
     pool_timeout_s: float = Field(default=30.0, gt=0)
     pool_pre_ping: bool = False
-    thread_tokens: PositiveInt = 40  # anyio's default limiter: what caps `def` routes unless changed
+    # anyio's default limiter (40 tokens) caps concurrent `def` routes whatever the pool allows: a sweep dimension.
+    thread_tokens: list[PositiveInt] = Field(default_factory=lambda: [40], min_length=1)
     workers: PositiveInt = 1
 
     @field_validator("variants")
@@ -55,7 +56,12 @@ class SweepSpec(BaseModel):
             raise ValueError(f"unknown scenario {name} (known: {', '.join(available_scenarios())})")
         return name
 
-    @field_validator("pool_sizes", "max_overflows", "users")
+    @field_validator("thread_tokens", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, int | str) else value  # `thread_tokens = 40` in a config file
+
+    @field_validator("pool_sizes", "max_overflows", "users", "thread_tokens")
     @classmethod
     def _sorted_unique(cls, values: list[int]) -> list[int]:
         return sorted(set(values))
@@ -75,34 +81,39 @@ class Point:
     max_overflow: int | None
     users: int
     repeat_index: int
+    thread_tokens: int = 40
 
     @property
     def point_id(self) -> str:
         pool = f"ps{self.pool_size}-mo{self.max_overflow}" if self.pool_size is not None else "nopool"
-        return f"{self.index:03d}-{self.variant.name}-{pool}-u{self.users}-r{self.repeat_index}"
+        return f"{self.index:03d}-{self.variant.name}-{pool}-t{self.thread_tokens}-u{self.users}-r{self.repeat_index}"
 
     def label(self) -> str:
         pool = f"pool_size={self.pool_size} max_overflow={self.max_overflow}" if self.variant.pooled else "no pool"
-        return f"{self.variant.name} {pool} users={self.users} repeat={self.repeat_index}"
+        return f"{self.variant.name} {pool} threads={self.thread_tokens} users={self.users} repeat={self.repeat_index}"
 
 
 def build_plan(spec: SweepSpec) -> list[Point]:
     """Expand the grid. Variants are interleaved inside each setting (A B C, A B C, ...) so that drift of
-    the machine over the run does not favour one variant; variants without a pool run once per load."""
+    the machine over the run does not favour one variant. A variant without a pool runs once per load; a
+    variant without `def` routes once per pool setting, since the thread pool does not serve its requests."""
     catalog = all_variants()
     variants = [catalog[name] for name in spec.variants]
     points: list[Point] = []
+    done: set[tuple[str, int | None, int | None, int, int]] = set()
     for repeat_index in range(1, spec.repeat + 1):
         for users in spec.users:
-            unpooled_done = False
-            for pool_size in spec.pool_sizes:
-                for max_overflow in spec.max_overflows:
-                    for variant in variants:
-                        if not variant.pooled:
-                            if unpooled_done:
+            for thread_tokens in spec.thread_tokens:
+                for pool_size in spec.pool_sizes:
+                    for max_overflow in spec.max_overflows:
+                        for variant in variants:
+                            size, overflow = (pool_size, max_overflow) if variant.pooled else (None, None)
+                            tokens = thread_tokens if variant.mode == "sync" else spec.thread_tokens[0]
+                            key = (variant.name, size, overflow, users, tokens)
+                            if key in done:
                                 continue
-                            points.append(Point(len(points) + 1, variant, None, None, users, repeat_index))
-                            continue
-                        points.append(Point(len(points) + 1, variant, pool_size, max_overflow, users, repeat_index))
-                    unpooled_done = True
+                            done.add(key)
+                            index = len(points) + 1
+                            points.append(Point(index, variant, size, overflow, users, repeat_index, tokens))
+        done.clear()
     return points

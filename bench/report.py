@@ -50,6 +50,7 @@ class Cell:
     pool_size: int | None
     max_overflow: int | None
     users: int
+    thread_tokens: int
     repeats: int
     requests_per_s: float
     latency_ms_p50: float
@@ -64,13 +65,13 @@ def _flag_summary(members: list[PointRecord]) -> str:
 
 
 def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
-    groups: dict[tuple[str, int | None, int | None, int], list[PointRecord]] = defaultdict(list)
+    groups: dict[tuple[str, int | None, int | None, int, int], list[PointRecord]] = defaultdict(list)
     for point in points:
         if point.status == "ok" and point.metrics is not None:
             c = point.config
-            groups[(c.variant, c.pool_size, c.max_overflow, c.users)].append(point)
+            groups[(c.variant, c.pool_size, c.max_overflow, c.users, c.thread_tokens)].append(point)
     cells = []
-    for (variant, pool_size, max_overflow, users), members in groups.items():
+    for (variant, pool_size, max_overflow, users, thread_tokens), members in groups.items():
         metrics = [m.metrics for m in members if m.metrics is not None]
         cells.append(
             Cell(
@@ -80,6 +81,7 @@ def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 users=users,
+                thread_tokens=thread_tokens,
                 repeats=len(metrics),
                 requests_per_s=statistics.median(m.requests_per_s for m in metrics),
                 latency_ms_p50=statistics.median(m.latency_ms_p50 for m in metrics),
@@ -88,7 +90,32 @@ def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
                 flags=_flag_summary(members),
             )
         )
-    return sorted(cells, key=lambda c: (c.users, c.variant, c.pool_size or 0, c.max_overflow or 0))
+    return sorted(cells, key=lambda c: (c.users, c.variant, c.thread_tokens, c.pool_size or 0, c.max_overflow or 0))
+
+
+@dataclass(frozen=True)
+class View:
+    """The cells one chart shows: one load, and one thread-pool size for the sync variants (the others do not
+    use the thread pool for requests, so they appear in every view)."""
+
+    users: int
+    thread_tokens: int | None
+    cells: list[Cell]
+    suffix: str  # for file names, e.g. "_u50" or "_u50_t80"
+    caption: str  # for titles, e.g. "50 users" or "50 users, 80 threads"
+
+
+def views(cells: list[Cell]) -> list[View]:
+    all_tokens: list[int | None] = [*sorted({c.thread_tokens for c in cells if c.mode == "sync"})]
+    several = len(all_tokens) > 1
+    result = []
+    for users in sorted({c.users for c in cells}):
+        for tokens in all_tokens or [None]:
+            chosen = [c for c in cells if c.users == users and (c.mode != "sync" or c.thread_tokens == tokens)]
+            suffix = f"_u{users}_t{tokens}" if several else f"_u{users}"
+            caption = f"{users} users, {tokens} threads" if several else f"{users} users"
+            result.append(View(users, tokens, chosen, suffix, caption))
+    return result
 
 
 def _chart_title(run: RunRecord, what: str, cells: list[Cell]) -> str:
@@ -105,12 +132,13 @@ MAX_BAR_CHART_SETTINGS = 4
 def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path]:
     """Every variant side by side at one pool setting (the unpooled baseline in each): requests/s and p99."""
     written: list[Path] = []
-    settings = sorted({(c.users, c.pool_size, c.max_overflow) for c in cells if c.pool_size is not None})
-    if len({(ps, mo) for _, ps, mo in settings}) > MAX_BAR_CHART_SETTINGS:
+    settings = sorted({(c.pool_size, c.max_overflow) for c in cells if c.pool_size is not None})
+    if len(settings) > MAX_BAR_CHART_SETTINGS:
         return written
-    for users, pool_size, max_overflow in settings:
-        chosen = [c for c in cells if c.users == users and c.max_overflow == max_overflow and c.pool_size == pool_size]
-        chosen += [c for c in cells if c.users == users and c.pool_size is None]
+    for view, (pool_size, max_overflow) in ((v, setting) for v in views(cells) for setting in settings):
+        chosen = [c for c in view.cells if (c.pool_size, c.max_overflow) in {(pool_size, max_overflow), (None, None)}]
+        if not chosen:
+            continue
         chosen.sort(key=lambda c: c.requests_per_s)
         names = [c.variant + (" (SURROGATE)" if "surrogate" in c.backend_label else "") for c in chosen]
         figure, (throughput_axis, latency_axis) = plt.subplots(
@@ -132,10 +160,10 @@ def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[
             for row, (cell, value) in enumerate(zip(chosen, values, strict=True)):
                 text = "stalled" if _stalled(cell) else f" {value:,.0f}{unit}"
                 axis.annotate(text, xy=(value or 0, row), va="center", fontsize=8)
-        what = f"every variant at pool_size={pool_size}, max_overflow={max_overflow}, {users} users"
+        what = f"every variant at pool_size={pool_size}, max_overflow={max_overflow}, {view.caption}"
         figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
         figure.tight_layout()
-        path = out_dir / f"variants_ps{pool_size}_mo{max_overflow}_u{users}.png"
+        path = out_dir / f"variants_ps{pool_size}_mo{max_overflow}{view.suffix}.png"
         figure.savefig(path, dpi=110)
         plt.close(figure)
         written.append(path)
@@ -145,8 +173,8 @@ def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[
 def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path]:
     """One figure per user count: rows = requests/s and p99, columns = max_overflow values."""
     written: list[Path] = []
-    for users in sorted({c.users for c in cells}):
-        at_users = [c for c in cells if c.users == users]
+    for view in views(cells):
+        at_users = view.cells
         overflows: list[int | None] = [*sorted({c.max_overflow for c in at_users if c.max_overflow is not None})]
         overflows = overflows or [None]  # only unpooled variants: one panel
         figure, axes = plt.subplots(
@@ -175,10 +203,10 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
         legend_inches = 0.25 + 0.2 * legend_rows
         figure.set_figheight(figure.get_figheight() + legend_inches)
         figure.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False, fontsize=8)
-        what = f"requests/s and p99 vs pool_size, {users} users"
+        what = f"requests/s and p99 vs pool_size, {view.caption}"
         figure.suptitle(_chart_title(run, what, at_users), fontsize=10)
         figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 0.95))
-        path = out_dir / f"pool_size_u{users}.png"
+        path = out_dir / f"pool_size{view.suffix}.png"
         figure.savefig(path, dpi=110)
         plt.close(figure)
         written.append(path)
@@ -270,14 +298,14 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",
-        "| variant | backend | mode | pool_size | max_overflow | users | requests/s | p50 ms | p99 ms | errors "
-        "| repeats | flags |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| variant | backend | mode | pool_size | max_overflow | threads | users | requests/s | p50 ms | p99 ms "
+        "| errors | repeats | flags |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cells:
         lines.append(
             f"| {c.variant} | {c.backend_label} | {c.mode} | {_format_pool(c.pool_size)} "
-            f"| {_format_pool(c.max_overflow)} | {c.users} | {c.requests_per_s:,.0f} "
+            f"| {_format_pool(c.max_overflow)} | {c.thread_tokens} | {c.users} | {c.requests_per_s:,.0f} "
             f"| {_latency(c, c.latency_ms_p50)} | {_latency(c, c.latency_ms_p99)} "
             f"| {c.error_rate:.2%} | {c.repeats} | {c.flags} |"
         )

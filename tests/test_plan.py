@@ -71,3 +71,18 @@ def test_invalid_specs_are_rejected(field: str, value: object) -> None:
 
 def test_all_expands_to_every_variant_once() -> None:
     assert SweepSpec(variants=["all", "memory"]).variants == list(all_variants())
+
+
+def test_thread_pool_sizes_multiply_only_the_sync_variants() -> None:
+    spec = SweepSpec(
+        variants=["memory", "pg_sqla_sync", "pg_sqla_async", "pg_sqla_blocking"], pool_sizes=[2], max_overflows=[0],
+        thread_tokens=[80, 40],
+    )  # fmt: skip
+    runs = sorted((p.variant.name, p.thread_tokens) for p in build_plan(spec))
+    assert runs == [
+        ("memory", 40), ("pg_sqla_async", 40), ("pg_sqla_blocking", 40), ("pg_sqla_sync", 40), ("pg_sqla_sync", 80)
+    ]  # fmt: skip
+
+
+def test_a_single_thread_pool_size_may_be_given_as_a_number() -> None:
+    assert SweepSpec.model_validate({"thread_tokens": 64}).thread_tokens == [64]

@@ -74,7 +74,7 @@ def test_report_draws_charts_and_a_table_with_failures(tmp_path: Path) -> None:
     summary = (folder.report_dir / "summary.md").read_text()
     for variant in ("pg_sqla_sync", "pg_sqla_async", "memory"):
         assert f"| {variant} |" in summary
-    assert "| pg_sqla_sync | PostgreSQL 15 | async | 5 | 0 | 20 | 500 |" in summary
+    assert "| pg_sqla_sync | PostgreSQL 15 | async | 5 | 0 | 40 | 20 | 500 |" in summary
     assert "uvicorn exited during start-up" in summary
     assert "![pool_size_u20](pool_size_u20.png)" in summary
 
@@ -112,3 +112,22 @@ def test_many_pool_settings_get_no_bar_charts(tmp_path: Path) -> None:
     for index, pool_size in enumerate((1, 2, 3, 4, 5), start=1):
         folder.write_point(_point(index, _config("pg_sqla_async", pool_size, 0), _metrics(100, 5)))
     assert [p.name for p in write_report(folder) if p.suffix == ".png"] == ["pool_size_u20.png"]
+
+
+def test_thread_pool_sizes_get_a_chart_each_with_the_async_variants_in_both(tmp_path: Path) -> None:
+    folder = create_run_folder(tmp_path, "r")
+    run = RunRecord(
+        run_id="r", status="complete", created_at="2026-01-01T00:00:00+00:00", argv=[], sweep={},
+        environment={}, points_planned=3,
+    )  # fmt: skip
+    folder.write_run(run)
+    sync_config = _config("pg_sqla_sync", 2, 0).model_copy(update={"mode": "sync"})
+    folder.write_point(_point(1, sync_config, _metrics(100, 5)))
+    folder.write_point(_point(2, sync_config.model_copy(update={"thread_tokens": 80}), _metrics(150, 5)))
+    folder.write_point(_point(3, _config("pg_sqla_async", 2, 0), _metrics(200, 5)))
+    charts = [p.name for p in write_report(folder) if p.suffix == ".png"]
+    assert charts == [
+        "pool_size_u20_t40.png", "pool_size_u20_t80.png", "variants_ps2_mo0_u20_t40.png", "variants_ps2_mo0_u20_t80.png"
+    ]  # fmt: skip
+    summary = (folder.report_dir / "summary.md").read_text()
+    assert "| pg_sqla_sync | PostgreSQL 15 | sync | 2 | 0 | 80 | 20 | 150 |" in summary
