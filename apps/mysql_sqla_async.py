@@ -1,85 +1,14 @@
-"""MySQL/MariaDB through SQLAlchemy's asyncio engine on aiomysql; `async def` routes await on the event loop."""
+"""MySQL/MariaDB through SQLAlchemy's asyncio engine on aiomysql; `async def` routes await on the event loop.
+
+Deliberately the same code as `pg_sqla_async`: only the driver differs, so the comparison across databases
+measures the database and its driver, not the service.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-
 from apps.catalog import VariantSpec
-from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
-from apps.pooling import sqlalchemy_pool
-from apps.schema import ItemRow
-from apps.settings import AppSettings
-from apps.sqla import apply_update, database_url, engine_options, prepare_database
+from apps.pg_sqla_async import build_app
 
 VARIANT: VariantSpec = {"backend": "mysql", "mode": "async", "driver": "sqlalchemy+aiomysql", "pooled": True}
 
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: AppSettings = app.state.settings
-    url = database_url(settings, "aiomysql")
-    engine = create_async_engine(url, **engine_options(settings, url))
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(prepare_database)
-        app.state.sessions = async_sessionmaker(engine, expire_on_commit=False)
-        yield
-    finally:
-        await engine.dispose()
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-
-
-async def create_item(session: SessionDep, item: ItemCreate) -> ItemRow:
-    row = ItemRow(**item.model_dump())
-    session.add(row)
-    await session.commit()
-    return row
-
-
-async def read_item(session: SessionDep, item_id: ItemId) -> ItemRow:
-    return or_404(await session.get(ItemRow, item_id))
-
-
-async def list_items(session: SessionDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> Sequence[ItemRow]:
-    query = select(ItemRow).order_by(ItemRow.id).limit(limit).offset(offset)
-    return (await session.scalars(query)).all()
-
-
-async def update_item(session: SessionDep, item_id: ItemId, changes: ItemUpdate) -> ItemRow:
-    row = or_404(await session.get(ItemRow, item_id))
-    apply_update(row, changes)
-    await session.commit()
-    return row
-
-
-async def delete_item(session: SessionDep, item_id: ItemId) -> None:
-    row = or_404(await session.get(ItemRow, item_id))
-    await session.delete(row)
-    await session.commit()
-
-
-app = create_app(
-    __name__,
-    VARIANT,
-    lifespan,
-    create_item=create_item,
-    read_item=read_item,
-    list_items=list_items,
-    update_item=update_item,
-    delete_item=delete_item,
-    driver_pool=sqlalchemy_pool,
-)
+app = build_app(__name__, VARIANT, "aiomysql")

@@ -1,85 +1,14 @@
-"""MySQL/MariaDB through SQLAlchemy's sync engine on PyMySQL; `def` routes run in FastAPI's thread pool."""
+"""MySQL/MariaDB through SQLAlchemy's sync engine on PyMySQL; `def` routes run in FastAPI's thread pool.
+
+Deliberately the same code as `pg_sqla_sync`: only the driver differs, so the comparison across databases
+measures the database and its driver, not the service.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Annotated
-
-from fastapi import Depends, FastAPI, Request
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from apps.catalog import VariantSpec
-from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
-from apps.pooling import sqlalchemy_pool
-from apps.schema import ItemRow
-from apps.settings import AppSettings
-from apps.sqla import apply_update, database_url, engine_options, prepare_database
+from apps.pg_sqla_sync import build_app
 
 VARIANT: VariantSpec = {"backend": "mysql", "mode": "sync", "driver": "sqlalchemy+pymysql", "pooled": True}
 
-
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings: AppSettings = app.state.settings
-    url = database_url(settings, "pymysql")
-    engine = create_engine(url, **engine_options(settings, url))
-    try:
-        with engine.begin() as connection:
-            prepare_database(connection)
-        app.state.sessions = sessionmaker(engine, expire_on_commit=False)
-        yield
-    finally:
-        engine.dispose()
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    sessions: sessionmaker[Session] = request.app.state.sessions
-    with sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def create_item(session: SessionDep, item: ItemCreate) -> ItemRow:
-    row = ItemRow(**item.model_dump())
-    session.add(row)
-    session.commit()
-    return row
-
-
-def read_item(session: SessionDep, item_id: ItemId) -> ItemRow:
-    return or_404(session.get(ItemRow, item_id))
-
-
-def list_items(session: SessionDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> Sequence[ItemRow]:
-    query = select(ItemRow).order_by(ItemRow.id).limit(limit).offset(offset)
-    return session.scalars(query).all()
-
-
-def update_item(session: SessionDep, item_id: ItemId, changes: ItemUpdate) -> ItemRow:
-    row = or_404(session.get(ItemRow, item_id))
-    apply_update(row, changes)
-    session.commit()
-    return row
-
-
-def delete_item(session: SessionDep, item_id: ItemId) -> None:
-    row = or_404(session.get(ItemRow, item_id))
-    session.delete(row)
-    session.commit()
-
-
-app = create_app(
-    __name__,
-    VARIANT,
-    lifespan,
-    create_item=create_item,
-    read_item=read_item,
-    list_items=list_items,
-    update_item=update_item,
-    delete_item=delete_item,
-    driver_pool=sqlalchemy_pool,
-)
+app = build_app(__name__, VARIANT, "pymysql")

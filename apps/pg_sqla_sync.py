@@ -15,7 +15,7 @@ from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Li
 from apps.pooling import sqlalchemy_pool
 from apps.schema import ItemRow
 from apps.settings import AppSettings
-from apps.sqla import apply_update, database_url, engine_options, prepare_database
+from apps.sqla import Driver, apply_update, database_url, engine_options, prepare_database
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "sync", "driver": "sqlalchemy+psycopg", "pooled": True}
 
@@ -23,7 +23,7 @@ VARIANT: VariantSpec = {"backend": "postgresql", "mode": "sync", "driver": "sqla
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AppSettings = app.state.settings
-    url = database_url(settings, "psycopg")
+    url = database_url(settings, app.state.driver)
     engine = create_engine(url, **engine_options(settings, url))
     try:
         with engine.begin() as connection:
@@ -72,14 +72,21 @@ def delete_item(session: SessionDep, item_id: ItemId) -> None:
     session.commit()
 
 
-app = create_app(
-    __name__,
-    VARIANT,
-    lifespan,
-    create_item=create_item,
-    read_item=read_item,
-    list_items=list_items,
-    update_item=update_item,
-    delete_item=delete_item,
-    driver_pool=sqlalchemy_pool,
-)
+def build_app(module_name: str, variant: VariantSpec, driver: Driver) -> FastAPI:
+    """This service on any SQLAlchemy dialect: mysql_sqla_sync reuses it with another driver."""
+    built = create_app(
+        module_name,
+        variant,
+        lifespan,
+        create_item=create_item,
+        read_item=read_item,
+        list_items=list_items,
+        update_item=update_item,
+        delete_item=delete_item,
+        driver_pool=sqlalchemy_pool,
+    )
+    built.state.driver = driver
+    return built
+
+
+app = build_app(__name__, VARIANT, "psycopg")
