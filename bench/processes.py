@@ -40,10 +40,15 @@ def die_with_parent(sig: signal.Signals) -> Callable[[], None] | None:
 
 
 def start_child(
-    argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, cwd: Path | None = None
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    log_path: Path,
+    cwd: Path | None = None,
+    death_signal: signal.Signals = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session (a terminal Ctrl-C reaches only the harness, which then stops the
-    child in order) with stdout and stderr in `log_path`."""
+    child in order) with stdout and stderr in `log_path`; it gets `death_signal` if the harness dies."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
@@ -55,7 +60,7 @@ def start_child(
             stderr=subprocess.STDOUT,
             start_new_session=True,
             # Thread-safe enough: the hook only makes two syscalls (prctl, getppid), no locks or imports.
-            preexec_fn=die_with_parent(signal.SIGTERM),  # noqa: PLW1509
+            preexec_fn=die_with_parent(death_signal),  # noqa: PLW1509
         )
 
 

@@ -102,7 +102,9 @@ def _start(program: Path, workdir: Path, log: Path) -> tuple[subprocess.Popen[by
         ]  # fmt: skip
         start_offset = log.stat().st_size if log.exists() else 0
         try:
-            process = start_child(command, env=env, log_path=log, cwd=workdir)
+            # SIGKILL if the harness dies: the surrogate's own SIGTERM shutdown sometimes hangs for minutes
+            # (seen in about 1 of 5 test runs), and its in-memory store has nothing to save.
+            process = start_child(command, env=env, log_path=log, cwd=workdir, death_signal=signal.SIGKILL)
         except OSError as error:
             raise BenchError(f"the secantusdb surrogate {program} could not start: {error}") from error
         workdirs.record_process(workdir / SERVER_FILE, process.pid)
