@@ -6,14 +6,25 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.telemetry_records import Telemetry
+
 # Version history (bump on any change of meaning or shape; results.load_* upgrades older files):
 #   1: first version (walking skeleton): closed-model Locust load, Locust percentiles.
 #   2: several backends per run: RunRecord.database -> RunRecord.databases (by backend); DatabaseInfo gains
 #      `surrogate` and `source`; PointRecord.flags.
-SCHEMA_VERSION = 2
+#   3: measurement you can trust: PointConfig gains load_model, rate, scenario_options, cpu pinning and
+#      telemetry; PointMetrics gains HDR histograms (service time and corrected latency), the warm-up kept
+#      apart, a per-second timeline and per-generator figures; PointRecord gains app and database telemetry.
+#      Every new field has a default, so a v2 file reads as v3 with only the version changed.
+SCHEMA_VERSION = 3
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
 PointStatus = Literal["ok", "failed"]
+# closed: a fixed number of users, each sending its next request when the previous one returned (Locust's own).
+# open: requests start on a timetable at a constant rate whether or not earlier ones have returned; latency
+# counts from each request's intended start, so a stalled server cannot hide its backlog (wrk2's correction).
+LoadModel = Literal["closed", "open"]
+ScenarioOptionValue = int | float | str | list[int]
 
 
 class _Record(BaseModel):
@@ -42,6 +53,12 @@ class PointConfig(_Record):
     thread_tokens: int
     workers: int
     dataset_rows: int
+    load_model: LoadModel = "closed"
+    rate: float | None = None  # open model: requests started per second by all users together
+    scenario_options: dict[str, ScenarioOptionValue] = Field(default_factory=dict)  # every option, defaults too
+    server_cpus: list[int] | None = None  # CPU pinning (sched_setaffinity); None: not pinned
+    generator_cpus: list[int] | None = None
+    telemetry: bool = True  # the app's /metrics instrumentation on (its cost is measured with it off)
 
 
 class EndpointMetrics(_Record):
@@ -50,6 +67,52 @@ class EndpointMetrics(_Record):
     requests_per_s: float
     latency_ms_p50: float
     latency_ms_p99: float
+
+
+class LatencySummary(_Record):
+    """Percentiles of one HDR histogram (recorded in microseconds, 3 significant digits), in milliseconds."""
+
+    count: int
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p95_ms: float
+    p99_ms: float
+    p999_ms: float
+    max_ms: float
+
+
+class PhaseSummary(_Record):
+    """The warm-up: kept so a reader can see it, excluded from every other figure of the point."""
+
+    requests: int
+    failures: int
+    seconds: float
+    service_time: LatencySummary | None = None
+    histograms: dict[str, str] = Field(default_factory=dict)  # as PointMetrics.histograms
+
+
+class TimelineSample(_Record):
+    """One second of the load generator's view (t_s counts from the start of the warm-up)."""
+
+    t_s: float
+    phase: Literal["warmup", "measure"]
+    users: int
+    requests: int
+    failures: int
+    latency_ms_p50: float | None = None  # corrected latency in the open model, service time in the closed
+    latency_ms_p99: float | None = None
+    stage: str | None = None  # a load shape's stage (burst: "steady"/"spike"; ramp: "step 3")
+
+
+class GeneratorSummary(_Record):
+    """One load-generator process: its own figures, so processes and repeats merge without loss."""
+
+    process: str  # e.g. "local-1" or a worker's host and pid
+    requests: int
+    failures: int
+    cpu_s: float | None
+    histograms: dict[str, str] = Field(default_factory=dict)
 
 
 class PointMetrics(_Record):
@@ -70,8 +133,22 @@ class PointMetrics(_Record):
     # CPU the load generator spent during the measured period: on 2 cores it competes with the server.
     generator_cpu_s: float | None = None
     generator_cpu_us_per_request: float | None = None
-    # Locust's histogram (rounded ms -> count), kept so later readers can recompute percentiles.
+    # Schema 2 only: Locust's histogram (rounded ms -> count). Schema 3 keeps exact HDR histograms instead.
     latency_histogram_ms: dict[str, int] = Field(default_factory=dict)
+    # Schema 3. latency_ms_* above are the latency users saw: the corrected latency in the open model (from
+    # each request's intended start), the service time in the closed model (where the two are the same).
+    load_model: LoadModel = "closed"
+    service_time: LatencySummary | None = None  # request sent -> response read, whatever the model
+    corrected_latency: LatencySummary | None = None  # open model only
+    late_requests: int = 0  # open model: requests sent more than LATE_AFTER_MS after their intended start
+    # CPU seconds per measured second of the generator process(es): 1.0 is one core saturated.
+    generator_cpu_utilisation: float | None = None
+    # HDR histograms of the measured period, merged over generator processes: name ("service",
+    # "corrected") -> base64 of HdrHistogram's compressed encoding, values in microseconds.
+    histograms: dict[str, str] = Field(default_factory=dict)
+    warmup: PhaseSummary | None = None
+    timeline: list[TimelineSample] = Field(default_factory=list)
+    generators: list[GeneratorSummary] = Field(default_factory=list)
 
 
 class ServerInfo(_Record):
@@ -105,6 +182,8 @@ class PointRecord(_Record):
     raw_files: list[str] = Field(default_factory=list)
     # Conditions a reader must know before trusting the figures, e.g. "stalled" (no request completed).
     flags: list[str] = Field(default_factory=list)
+    # The app's /metrics and the database's own counters, sampled every second during the measurement.
+    telemetry: Telemetry | None = None
 
 
 class DatabaseInfo(_Record):

@@ -136,6 +136,8 @@ def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
         )
     if version == 1:
         data = _upgrade_1_to_2(data)
+    if data["schema_version"] == 2:
+        data = dict(data, schema_version=3)  # every field schema 3 added has a default
     return data
 
 
