@@ -46,12 +46,15 @@ def start_child(
     log_path: Path,
     cwd: Path | None = None,
     death_signal: signal.Signals = signal.SIGTERM,
+    cpus: Sequence[int] | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start a child in its own session (a terminal Ctrl-C reaches only the harness, which then stops the
-    child in order) with stdout and stderr in `log_path`; it gets `death_signal` if the harness dies."""
+    child in order) with stdout and stderr in `log_path`; it gets `death_signal` if the harness dies. With
+    `cpus` the child (and every process it forks, e.g. uvicorn's workers) runs only on those CPUs."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    process: subprocess.Popen[bytes]
     with log_path.open("ab") as log:
-        return subprocess.Popen(
+        process = subprocess.Popen(
             list(argv),
             env=dict(env),
             cwd=cwd,
@@ -62,6 +65,15 @@ def start_child(
             # Thread-safe enough: the hook only makes two syscalls (prctl, getppid), no locks or imports.
             preexec_fn=die_with_parent(death_signal),  # noqa: PLW1509
         )
+    if cpus is not None:
+        # Set from here, not in preexec_fn: the child is still loading Python when this runs, long before
+        # it forks workers or threads, and a failure here is the harness's to report.
+        try:
+            os.sched_setaffinity(process.pid, set(cpus))
+        except OSError as exc:
+            stop_child(process)
+            raise BenchError(f"cannot pin a child to CPUs {sorted(cpus)}: {exc.strerror}") from None
+    return process
 
 
 def stop_child(process: subprocess.Popen[bytes], *, grace_s: float = 10.0) -> int | None:
