@@ -20,7 +20,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from apps.catalog import all_variants
-from bench.config import build_spec
+from bench.config import build_spec, parse_scenario_options
 from bench.errors import BenchError
 from bench.load import available_scenarios, get_scenario
 from bench.orchestrate import RunOptions, execute_run
@@ -147,6 +147,37 @@ def run(
             metavar="N[,N...]", help="anyio thread-pool sizes to sweep; only `def` routes use it (default 40)."
         ),
     ] = None,
+    load_model: Annotated[
+        str | None,
+        typer.Option(
+            "--load-model",
+            metavar="closed|open",
+            help="closed: each user sends when its last response came back. open: requests start at --rate per "
+            "second regardless, and latency counts from each request's intended start (coordinated omission "
+            "corrected); --users is then the number of connections.",
+        ),
+    ] = None,
+    rate: Annotated[
+        list[str] | None,
+        typer.Option("--rate", "-r", metavar="PER_S[,PER_S...]", help="Open model: request rates to sweep."),
+    ] = None,
+    scenario_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--scenario-option",
+            "-O",
+            metavar="KEY=VALUE",
+            help="A scenario parameter, e.g. -O wait_ms=50 for io_wait (`bench scenarios` lists them).",
+        ),
+    ] = None,
+    telemetry: Annotated[
+        bool | None,
+        typer.Option("--telemetry/--no-telemetry", help="The app's /metrics instrumentation (on by default)."),
+    ] = None,
+    pin_cpus: Annotated[
+        bool | None,
+        typer.Option("--pin-cpus/--no-pin-cpus", help="Run the server and the load generator on separate CPUs."),
+    ] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file with the same settings.")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="A small sweep that finishes in about 2 minutes.")] = False,
     database_url: Annotated[
@@ -189,6 +220,11 @@ def run(
         "pool_timeout_s": pool_timeout,
         "pool_pre_ping": pre_ping,
         "thread_tokens": _split(thread_tokens),
+        "load_model": load_model,
+        "rates": _split(rate),
+        "scenario_options": parse_scenario_options(scenario_option),
+        "telemetry": telemetry,
+        "pin_cpus": pin_cpus,
     }
     spec = build_spec(cli=cli_values, config_file=config, quick=quick)
     options = RunOptions(
@@ -221,6 +257,72 @@ def run(
     if report:
         for path in write_report(folder):
             console.print(f"  wrote {path}")
+
+
+def _parse_number(text: str | None, option: str, kind: type[int] | type[float], minimum: float) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        raise BenchError(f"invalid {option}: {text!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if value < minimum:
+        raise BenchError(f"invalid {option}: must be at least {minimum:g}")
+    return value
+
+
+@app.command("calibrate")
+def calibrate_command(
+    variant: Annotated[str, typer.Option("--variant", "-v", help="Variant to drive (default: in-memory).")] = "memory",
+    users: Annotated[str, typer.Option("--users", "-u", metavar="N", help="Connections for both generators.")] = "50",
+    rate: Annotated[
+        str | None, typer.Option("--rate", "-r", metavar="PER_S", help="Pace both generators to this rate.")
+    ] = None,
+    warmup: Annotated[str, typer.Option(metavar="SECONDS", help="Locust's warm-up.")] = "3",
+    duration: Annotated[str, typer.Option(metavar="SECONDS", help="Measured time of each generator.")] = "10",
+    rows: Annotated[str, typer.Option(metavar="N", help="Rows in the seeded dataset.")] = "10000",
+    pin_cpus: Annotated[
+        bool, typer.Option("--pin-cpus/--no-pin-cpus", help="Server and generator on separate CPUs.")
+    ] = False,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", help="The variant's database (default: found or started).")
+    ] = None,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Measure the load generator's ceiling (Locust vs wrk on the same server); later runs record it."""
+    from bench.calibrate import CalibrateOptions, calibrate  # noqa: PLC0415 - keeps `bench --help` fast
+
+    options = CalibrateOptions(
+        results_dir=results_dir,
+        variant=variant,
+        users=int(_parse_number(users, "--users", int, 1) or 1),
+        rate=_parse_number(rate, "--rate", float, 0.001),
+        warmup_s=float(_parse_number(warmup, "--warmup", float, 0) or 0),
+        duration_s=float(_parse_number(duration, "--duration", float, 1) or 1),
+        dataset_rows=int(_parse_number(rows, "--rows", int, 1) or 1),
+        pin_cpus=pin_cpus,
+        database_url=database_url,
+    )
+    result = calibrate(options)
+    table = Table("generator", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "CPU µs/request")
+    for name, figures in (("Locust (bench)", result.locust), ("wrk", result.wrk)):
+        if figures is None:
+            table.add_row(name, "not installed", "", "", "", "")
+            continue
+        cpu = f"{figures.cpu_us_per_request:,.0f}" if figures.cpu_us_per_request is not None else "?"
+        table.add_row(
+            name,
+            f"{figures.requests_per_s:,.0f}",
+            f"{figures.latency_ms_p50:,.2f}",
+            f"{figures.latency_ms_p99:,.2f}",
+            f"{figures.latency_ms_p999:,.2f}",
+            cpu,
+        )
+    load = f"rate {result.rate:g}/s" if result.rate else "closed loop"
+    console.print(f"{result.variant} on {result.backend_label}, {result.users} connections, {load}, {result.machine}")
+    console.print(table)
+    if result.locust_to_wrk is not None:
+        console.print(f"Locust reaches {result.locust_to_wrk:.2f}x wrk's throughput here")
 
 
 @app.command("report")

@@ -38,6 +38,11 @@ OPTION_NAMES = {
     "pool_pre_ping": "--pre-ping",
     "thread_tokens": "--thread-tokens",
     "workers": "--workers",
+    "load_model": "--load-model",
+    "rates": "--rate",
+    "scenario_options": "--scenario-option",
+    "telemetry": "--telemetry",
+    "pin_cpus": "--pin-cpus",
 }
 
 
@@ -55,6 +60,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise BenchError(f"config file {path}: [sweep] must be a table")
     return section
+
+
+def parse_scenario_options(pairs: list[str] | None) -> dict[str, str] | None:
+    """`-O wait_ms=50 -O steps=10,20,40` -> {"wait_ms": "50", "steps": "10,20,40"}; the scenario checks them."""
+    if pairs is None:
+        return None
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise BenchError(f"invalid --scenario-option {pair!r}: write KEY=VALUE, e.g. wait_ms=50")
+        options[key.strip()] = value.strip()
+    return options
 
 
 def build_spec(*, cli: Mapping[str, Any], config_file: Path | None = None, quick: bool = False) -> SweepSpec:
@@ -77,6 +95,8 @@ def _one_line(exc: ValidationError, from_file: set[str], config_file: Path | Non
     if error["type"] == "extra_forbidden":
         known = ", ".join(SweepSpec.model_fields)
         return f"unknown setting {key!r} in {config_file or 'the configuration'} (known: {known})"
-    source = f"{key} in {config_file}" if key in from_file and config_file else OPTION_NAMES.get(key, key)
     message = str(error["msg"]).removeprefix("Value error, ")
+    if not key:  # a rule across settings (e.g. --load-model open without --rate): the message names them
+        return message
+    source = f"{key} in {config_file}" if key in from_file and config_file else OPTION_NAMES.get(key, key)
     return f"invalid {source}: {message}"

@@ -12,15 +12,29 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from bench.calibrate import latest_calibration
+from bench.cpus import CpuPlan, plan_cpus
 from bench.databases.backend import Backend, Database
 from bench.databases.registry import get_backend
-from bench.environment import collect_environment
+from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.load import LoadError, LoadSettings, run_load
 from bench.plan import Point, SweepSpec, build_plan
-from bench.records import DatabaseInfo, PointConfig, PointMetrics, PointRecord, RunRecord, SeedInfo, ServerInfo
+from bench.probes.sampler import TelemetrySampler
+from bench.records import (
+    Calibration,
+    DatabaseInfo,
+    PointConfig,
+    PointMetrics,
+    PointRecord,
+    RunRecord,
+    SeedInfo,
+    ServerInfo,
+)
 from bench.results import RunFolder, create_run_folder, remove_run_folder
 from bench.server import ServerStartError, run_server
+from bench.stats import group_repeats
+from bench.telemetry_records import Telemetry
 from bench.urls import mask_url
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
@@ -85,7 +99,7 @@ def _database_info(database: Database) -> DatabaseInfo:
     )
 
 
-def _point_config(point: Point, spec: SweepSpec, database: Database) -> PointConfig:
+def _point_config(point: Point, spec: SweepSpec, database: Database, cpus: CpuPlan) -> PointConfig:
     variant = point.variant
     return PointConfig(
         variant=variant.name,
@@ -107,6 +121,12 @@ def _point_config(point: Point, spec: SweepSpec, database: Database) -> PointCon
         thread_tokens=point.thread_tokens,
         workers=spec.workers,
         dataset_rows=spec.dataset_rows,
+        load_model=spec.load_model,
+        rate=point.rate,
+        scenario_options=spec.scenario_options,
+        server_cpus=cpus.server,
+        generator_cpus=cpus.generator,
+        telemetry=spec.telemetry,
     )
 
 
@@ -114,6 +134,7 @@ def _app_settings(config: PointConfig, database_url: str | None) -> dict[str, st
     settings = {
         "BENCH_THREAD_TOKENS": str(config.thread_tokens),
         "BENCH_DATASET_ROWS": str(config.dataset_rows),
+        "BENCH_TELEMETRY": "true" if config.telemetry else "false",
     }
     if database_url is not None:
         settings["BENCH_DATABASE_URL"] = database_url
@@ -132,7 +153,7 @@ def _check_app_config(config: PointConfig, health: dict[str, object]) -> None:
     reported = health.get("config")
     if not isinstance(reported, dict):
         raise ServerStartError("the app's /health did not report its configuration")
-    expected: dict[str, object] = {"thread_tokens": config.thread_tokens}
+    expected: dict[str, object] = {"thread_tokens": config.thread_tokens, "telemetry": config.telemetry}
     if config.pooled:
         expected |= {"pool_size": config.pool_size, "max_overflow": config.max_overflow}
     wrong = {key: (value, reported.get(key)) for key, value in expected.items() if reported.get(key) != value}
@@ -141,15 +162,27 @@ def _check_app_config(config: PointConfig, health: dict[str, object]) -> None:
         raise ServerStartError(f"the app runs with other settings than requested: {details}")
 
 
-def measure_point(
-    point: Point, spec: SweepSpec, folder: RunFolder, database: Database, backend: Backend, run_id: str
-) -> PointRecord:
-    """Seed, start the app, load it, stop it. A failure is recorded with its reason, not raised."""
+@dataclass(frozen=True)
+class PointContext:
+    """What every point of a run shares."""
+
+    spec: SweepSpec
+    folder: RunFolder
+    run_id: str
+    cpus: CpuPlan
+    calibration: Calibration | None = None
+
+
+def measure_point(point: Point, context: PointContext, database: Database, backend: Backend) -> PointRecord:
+    """Seed, start the app, load it while sampling telemetry, stop it. A failure is recorded with its reason,
+    not raised."""
+    spec, folder, run_id = context.spec, context.folder, context.run_id
     started_at = now_iso()
-    config = _point_config(point, spec, database)
+    config = _point_config(point, spec, database, context.cpus)
     raw_dir = folder.raw_dir(point.point_id)
     seed: SeedInfo | None = None
     server_info: ServerInfo | None = None
+    telemetry: Telemetry | None = None
     try:
         result = backend.seed(database, spec.dataset_rows)
         if result is not None:
@@ -159,6 +192,7 @@ def measure_point(
             settings=_app_settings(config, database.url),
             log_path=raw_dir / "uvicorn.log",
             workers=spec.workers,
+            cpus=context.cpus.server,
         ) as server:
             _check_app_config(config, server.health)
             server_info = ServerInfo(
@@ -176,8 +210,16 @@ def measure_point(
                 warmup_s=spec.warmup_s,
                 duration_s=spec.duration_s,
                 dataset_rows=spec.dataset_rows,
+                load_model=spec.load_model,
+                rate=point.rate,
+                scenario_options=spec.scenario_options,
+                cpus=context.cpus.generator,
             )
-            metrics = run_load(server.base_url, load, raw_dir)
+            sampler = TelemetrySampler(app_url=server.base_url, database=database)
+            with sampler:
+                loaded = run_load(server.base_url, load, raw_dir)
+            metrics = loaded.metrics
+            telemetry = sampler.summary(loaded.started_at, loaded.measure_started_at, loaded.measure_stopped_at)
     except (ServerStartError, LoadError, BenchError) as exc:
         message = exc.message if isinstance(exc, BenchError) else str(exc)
         return PointRecord(
@@ -198,9 +240,10 @@ def measure_point(
         point_id=point.point_id,
         index=point.index,
         status="ok",
-        flags=point_flags(metrics),
+        flags=point_flags(config, metrics, context.calibration),
         config=config,
         metrics=metrics,
+        telemetry=telemetry,
         server=server_info,
         seed=seed,
         started_at=started_at,
@@ -210,12 +253,40 @@ def measure_point(
 
 
 STALLED = "stalled"
+GENERATOR_LIMITED = "generator-limited"
+RATE_NOT_REACHED = "rate-not-reached"
+# One Locust process runs on one core: past this share of a core it, not the service, sets the pace.
+GENERATOR_BUSY_SHARE = 0.9
+# The open model promised `rate`; below this share of it the figures describe a lighter load than asked.
+RATE_REACHED_SHARE = 0.9
 
 
-def point_flags(metrics: PointMetrics) -> list[str]:
-    """A point where no request completed is a real result (the service stalled: e.g. a sync variant whose
-    thread pool and connection pool wait on each other), but one no reader should mistake for a slow run."""
-    return [STALLED] if metrics.requests == 0 else []
+def point_flags(config: PointConfig, metrics: PointMetrics, calibration: Calibration | None = None) -> list[str]:
+    """Conditions a reader must know before trusting a point.
+
+    stalled: no request completed. A real result (e.g. a sync variant whose thread pool and connection pool
+    wait on each other), but not to be mistaken for a slow run.
+    generator-limited: the load generator's CPU was saturated, or the point reached the generator's calibrated
+    ceiling (`bench calibrate`, same scenario and model), so throughput is the generator's, not the service's.
+    rate-not-reached: the open model fell short of its rate (too few connections for the latency, or the
+    generator could not keep up); the point measured a lighter load than its label says.
+    """
+    flags: list[str] = []
+    if metrics.requests == 0:
+        flags.append(STALLED)
+    busy = metrics.generator_cpu_utilisation
+    processes = max(1, len(metrics.generators))
+    at_ceiling = (
+        calibration is not None
+        and config.scenario == "read_heavy"
+        and config.load_model == "closed"
+        and metrics.requests_per_s >= GENERATOR_BUSY_SHARE * calibration.locust.requests_per_s
+    )
+    if at_ceiling or (busy is not None and busy >= GENERATOR_BUSY_SHARE * processes):
+        flags.append(GENERATOR_LIMITED)
+    if config.rate is not None and metrics.requests_per_s < RATE_REACHED_SHARE * config.rate:
+        flags.append(RATE_NOT_REACHED)
+    return flags
 
 
 def _raw_files(folder: RunFolder, raw_dir: Path) -> list[str]:
@@ -237,6 +308,9 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
     plan = build_plan(spec)
     backends = _backends_of(plan)
     run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
+    cpus = plan_cpus(spec.pin_cpus)
+    environment = collect_environment()
+    calibration = latest_calibration(options.results_dir, machine_label(environment))
     folder = create_run_folder(options.results_dir, run_id)
     run = RunRecord(
         run_id=run_id,
@@ -244,8 +318,9 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
         created_at=now_iso(),
         argv=[mask_url(arg) for arg in options.argv],
         sweep=spec.model_dump(mode="json"),
-        environment=collect_environment(),
+        environment=environment,
         points_planned=len(plan),
+        calibration=calibration,
     )
     measured = 0
     try:
@@ -265,11 +340,16 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
             folder.write_run(run)
             observer.sweep_started(run_id, len(plan))
             ok = failed = 0
+            context = PointContext(spec, folder, run_id, cpus, calibration)
+            records: list[PointRecord] = []
             for point in plan:
                 observer.point_started(point)
                 backend_name = point.variant.backend
-                record = measure_point(point, spec, folder, databases[backend_name], backends[backend_name], run_id)
+                record = measure_point(point, context, databases[backend_name], backends[backend_name])
                 folder.write_point(record)
+                records.append(record)
+                if spec.repeat > 1:
+                    folder.write_aggregates(group_repeats(records))
                 measured += 1
                 ok, failed = (ok + 1, failed) if record.status == "ok" else (ok, failed + 1)
                 run = run.model_copy(update={"points_ok": ok, "points_failed": failed})

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from itertools import product
+from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from apps.catalog import VariantInfo, all_variants
 from bench.dataset import DEFAULT_ROWS
+from bench.records import LoadModel, ScenarioOptionValue
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+Rate = Annotated[float, Field(gt=0, le=1_000_000)]
 
 DEFAULT_VARIANTS = ("memory", "pg_sqla_sync", "pg_sqla_async", "pg_sqla_blocking")
 
@@ -36,6 +39,15 @@ class SweepSpec(BaseModel):
     # anyio's default limiter (40 tokens) caps concurrent `def` routes whatever the pool allows: a sweep dimension.
     thread_tokens: list[PositiveInt] = Field(default_factory=lambda: [40], min_length=1)
     workers: PositiveInt = 1
+    # closed: `users` keep one request each in flight. open: requests start at `rates` per second whatever the
+    # server does, carried by `users` connections; latency then counts from each request's intended start.
+    load_model: LoadModel = "closed"
+    rates: list[Rate] = Field(default_factory=list)
+    # The scenario's parameters (e.g. io_wait's wait_ms), checked against the OPTIONS its file declares;
+    # after validation every option is present, defaults included, so records say exactly what ran.
+    scenario_options: dict[str, ScenarioOptionValue] = Field(default_factory=dict)
+    telemetry: bool = True  # the app's /metrics instrumentation; off only to measure what it costs
+    pin_cpus: bool = False  # server and load generator on separate CPUs (the databases stay unpinned)
 
     @field_validator("variants")
     @classmethod
@@ -61,14 +73,34 @@ class SweepSpec(BaseModel):
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, int | str) else value  # `thread_tokens = 40` in a config file
 
-    @field_validator("pool_sizes", "max_overflows", "users", "thread_tokens")
+    @field_validator("pool_sizes", "max_overflows", "users", "thread_tokens", "rates")
     @classmethod
     def _sorted_unique(cls, values: list[int]) -> list[int]:
         return sorted(set(values))
 
+    @model_validator(mode="after")
+    def _load_model_and_options(self) -> Self:
+        if self.load_model == "open" and not self.rates:
+            raise ValueError("the open load model needs --rate (requests per second)")
+        if self.load_model == "closed" and self.rates:
+            raise ValueError("--rate applies to the open load model only (add --load-model open)")
+        from bench.load import resolve_scenario_options  # noqa: PLC0415 - avoids a cycle at import time
+
+        given = {key: _option_text(value) for key, value in self.scenario_options.items()}
+        resolved = resolve_scenario_options(self.scenario, given)
+        object.__setattr__(self, "scenario_options", resolved)  # frozen model: set once, here, validated
+        return self
+
     def max_connections_needed(self) -> int:
         """Connections the sweep may open at once: workers x the largest pool (plus its overflow)."""
         return self.workers * (max(self.pool_sizes) + max(self.max_overflows))
+
+
+def _option_text(value: object) -> str:
+    """Options arrive as text from the CLI and typed from TOML; both are checked by the same parser."""
+    if isinstance(value, list):
+        return ",".join(str(item) for item in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 @dataclass(frozen=True)
@@ -82,38 +114,39 @@ class Point:
     users: int
     repeat_index: int
     thread_tokens: int = 40
+    rate: float | None = None  # open model only
 
     @property
     def point_id(self) -> str:
         pool = f"ps{self.pool_size}-mo{self.max_overflow}" if self.pool_size is not None else "nopool"
-        return f"{self.index:03d}-{self.variant.name}-{pool}-t{self.thread_tokens}-u{self.users}-r{self.repeat_index}"
+        load = f"u{self.users}" if self.rate is None else f"u{self.users}-rate{self.rate:g}"
+        return f"{self.index:03d}-{self.variant.name}-{pool}-t{self.thread_tokens}-{load}-r{self.repeat_index}"
 
     def label(self) -> str:
         pool = f"pool_size={self.pool_size} max_overflow={self.max_overflow}" if self.variant.pooled else "no pool"
-        return f"{self.variant.name} {pool} threads={self.thread_tokens} users={self.users} repeat={self.repeat_index}"
+        load = f"users={self.users}" if self.rate is None else f"rate={self.rate:g}/s connections={self.users}"
+        return f"{self.variant.name} {pool} threads={self.thread_tokens} {load} repeat={self.repeat_index}"
 
 
 def build_plan(spec: SweepSpec) -> list[Point]:
-    """Expand the grid. Variants are interleaved inside each setting (A B C, A B C, ...) so that drift of
-    the machine over the run does not favour one variant. A variant without a pool runs once per load; a
-    variant without `def` routes once per pool setting, since the thread pool does not serve its requests."""
+    """Expand the grid. Variants are interleaved inside each setting (A B C, A B C, ...) and repeats come as
+    whole passes over the grid (A B C ... A B C ...), so that drift of the machine over the run does not
+    favour one variant or one setting. A variant without a pool runs once per load; a variant without `def`
+    routes once per pool setting, since the thread pool does not serve its requests."""
     catalog = all_variants()
     variants = [catalog[name] for name in spec.variants]
+    rates: list[float | None] = list(spec.rates) if spec.load_model == "open" else [None]
     points: list[Point] = []
-    done: set[tuple[str, int | None, int | None, int, int]] = set()
+    done: set[tuple[str, int | None, int | None, int, int, float | None]] = set()
+    grid = list(product(spec.users, rates, spec.thread_tokens, spec.pool_sizes, spec.max_overflows, variants))
     for repeat_index in range(1, spec.repeat + 1):
-        for users in spec.users:
-            for thread_tokens in spec.thread_tokens:
-                for pool_size in spec.pool_sizes:
-                    for max_overflow in spec.max_overflows:
-                        for variant in variants:
-                            size, overflow = (pool_size, max_overflow) if variant.pooled else (None, None)
-                            tokens = thread_tokens if variant.mode == "sync" else spec.thread_tokens[0]
-                            key = (variant.name, size, overflow, users, tokens)
-                            if key in done:
-                                continue
-                            done.add(key)
-                            index = len(points) + 1
-                            points.append(Point(index, variant, size, overflow, users, repeat_index, tokens))
         done.clear()
+        for users, rate, thread_tokens, pool_size, max_overflow, variant in grid:
+            size, overflow = (pool_size, max_overflow) if variant.pooled else (None, None)
+            tokens = thread_tokens if variant.mode == "sync" else spec.thread_tokens[0]
+            key = (variant.name, size, overflow, users, tokens, rate)
+            if key in done:
+                continue
+            done.add(key)
+            points.append(Point(len(points) + 1, variant, size, overflow, users, repeat_index, tokens, rate))
     return points

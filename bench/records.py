@@ -197,6 +197,34 @@ class DatabaseInfo(_Record):
     settings: dict[str, str]
 
 
+class GeneratorFigures(_Record):
+    """One load generator's figures in a calibration."""
+
+    requests_per_s: float
+    latency_ms_p50: float
+    latency_ms_p99: float
+    latency_ms_p999: float
+    cpu_s: float | None
+    cpu_us_per_request: float | None
+
+
+class Calibration(_Record):
+    """`bench calibrate`: our Locust generator against wrk on the same server, load and connections. Its ratio
+    says how much of a measured ceiling is the generator's own; runs on the same machine carry the latest."""
+
+    measured_at: str
+    machine: str
+    variant: str
+    backend_label: str
+    users: int  # connections, for both generators
+    rate: float | None
+    duration_s: float
+    pinned: bool
+    locust: GeneratorFigures
+    wrk: GeneratorFigures | None = None  # None where wrk is not installed
+    locust_to_wrk: float | None = None  # Locust's throughput / wrk's
+
+
 class RunRecord(_Record):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -208,6 +236,7 @@ class RunRecord(_Record):
     environment: dict[str, Any]
     databases: dict[str, DatabaseInfo] = Field(default_factory=dict)  # by backend name
     points_planned: int
+    calibration: Calibration | None = None  # the latest `bench calibrate` on this machine, if any
     points_ok: int = 0
     points_failed: int = 0
     error: str | None = None

@@ -23,6 +23,7 @@ from apps.catalog import all_variants
 from bench.environment import machine_label
 from bench.records import PointRecord, RunRecord
 from bench.results import RunFolder, write_atomic
+from bench.stats import summarise
 
 # tab10 first (matplotlib's default cycle, the most distinct colours), then tab20's lighter shades: enough for
 # every variant of the catalog to keep its own colour in every chart.
@@ -40,9 +41,12 @@ def variant_colour(name: str) -> tuple[float, float, float]:
     return _PALETTE[index % len(_PALETTE)]
 
 
+Interval = tuple[float, float]
+
+
 @dataclass(frozen=True)
 class Cell:
-    """The median over repeats of one configuration."""
+    """The median over repeats of one configuration (with a 95% interval when there are repeats)."""
 
     variant: str
     mode: str
@@ -57,6 +61,17 @@ class Cell:
     latency_ms_p99: float
     error_rate: float
     flags: str = ""  # e.g. "stalled 1/3": how many repeats carried each flag
+    rate: float | None = None  # open model
+    requests_per_s_ci: Interval | None = None
+    latency_ms_p99_ci: Interval | None = None
+    service_ms_p99: float | None = None  # open model: the service time, next to the corrected latency
+    # Why it is slow (medians over repeats of the per-point telemetry; None where not recorded):
+    pool_wait_ms_p99: float | None = None
+    loop_lag_ms_p99: float | None = None
+    threads_busy_max: float | None = None
+    threads_limit: int | None = None
+    db_connections_max: float | None = None
+    generator_cpu: float | None = None  # share of one core
 
 
 def _flag_summary(members: list[PointRecord]) -> str:
@@ -64,15 +79,34 @@ def _flag_summary(members: list[PointRecord]) -> str:
     return ", ".join(f"{name} {sum(name in m.flags for m in members)}/{len(members)}" for name in names)
 
 
+def _median_of(values: Iterable[float | int | None]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
+def _interval(values: list[float]) -> Interval | None:
+    if len(values) < 2:
+        return None
+    stats = summarise(values)
+    return (stats.ci_low, stats.ci_high)
+
+
+GroupKey = tuple[str, int | None, int | None, int, int, float | None]
+
+
 def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
-    groups: dict[tuple[str, int | None, int | None, int, int], list[PointRecord]] = defaultdict(list)
+    groups: dict[GroupKey, list[PointRecord]] = defaultdict(list)
     for point in points:
         if point.status == "ok" and point.metrics is not None:
             c = point.config
-            groups[(c.variant, c.pool_size, c.max_overflow, c.users, c.thread_tokens)].append(point)
+            groups[(c.variant, c.pool_size, c.max_overflow, c.users, c.thread_tokens, c.rate)].append(point)
     cells = []
-    for (variant, pool_size, max_overflow, users, thread_tokens), members in groups.items():
+    for (variant, pool_size, max_overflow, users, thread_tokens, rate), members in groups.items():
         metrics = [m.metrics for m in members if m.metrics is not None]
+        apps = [m.telemetry.app for m in members if m.telemetry is not None and m.telemetry.app is not None]
+        dbs = [m.telemetry.database for m in members if m.telemetry is not None and m.telemetry.database is not None]
+        throughputs = [m.requests_per_s for m in metrics]
+        p99s = [m.latency_ms_p99 for m in metrics]
         cells.append(
             Cell(
                 variant=variant,
@@ -83,46 +117,74 @@ def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
                 users=users,
                 thread_tokens=thread_tokens,
                 repeats=len(metrics),
-                requests_per_s=statistics.median(m.requests_per_s for m in metrics),
+                requests_per_s=statistics.median(throughputs),
                 latency_ms_p50=statistics.median(m.latency_ms_p50 for m in metrics),
-                latency_ms_p99=statistics.median(m.latency_ms_p99 for m in metrics),
+                latency_ms_p99=statistics.median(p99s),
                 error_rate=statistics.median(m.error_rate for m in metrics),
                 flags=_flag_summary(members),
+                rate=rate,
+                requests_per_s_ci=_interval(throughputs),
+                latency_ms_p99_ci=_interval(p99s),
+                service_ms_p99=_median_of(
+                    m.service_time.p99_ms if m.service_time and m.load_model == "open" else None for m in metrics
+                ),
+                pool_wait_ms_p99=_median_of(a.pool_wait_ms_p99 for a in apps),
+                loop_lag_ms_p99=_median_of(a.loop_lag_ms_p99 for a in apps),
+                threads_busy_max=_median_of(a.threads_busy_max for a in apps),
+                threads_limit=next((a.threads_limit for a in apps if a.threads_limit is not None), None),
+                db_connections_max=_median_of(d.connections_max for d in dbs),
+                generator_cpu=_median_of(m.generator_cpu_utilisation for m in metrics),
             )
         )
-    return sorted(cells, key=lambda c: (c.users, c.variant, c.thread_tokens, c.pool_size or 0, c.max_overflow or 0))
+    return sorted(
+        cells, key=lambda c: (c.users, c.rate or 0, c.variant, c.thread_tokens, c.pool_size or 0, c.max_overflow or 0)
+    )
 
 
 @dataclass(frozen=True)
 class View:
-    """The cells one chart shows: one load, and one thread-pool size for the sync variants (the others do not
-    use the thread pool for requests, so they appear in every view)."""
+    """The cells one chart shows: one load (users, and in the open model a rate), and one thread-pool size for
+    the sync variants (the others do not use the thread pool for requests, so they appear in every view)."""
 
     users: int
     thread_tokens: int | None
     cells: list[Cell]
-    suffix: str  # for file names, e.g. "_u50" or "_u50_t80"
-    caption: str  # for titles, e.g. "50 users" or "50 users, 80 threads"
+    suffix: str  # for file names, e.g. "_u50", "_u50_t80" or "_u50_rate400"
+    caption: str  # for titles, e.g. "50 users", "50 users, 80 threads" or "400 req/s on 50 connections"
+    rate: float | None = None
 
 
 def views(cells: list[Cell]) -> list[View]:
     all_tokens: list[int | None] = [*sorted({c.thread_tokens for c in cells if c.mode == "sync"})]
     several = len(all_tokens) > 1
     result = []
-    for users in sorted({c.users for c in cells}):
+    loads = sorted({(c.users, c.rate) for c in cells}, key=lambda load: (load[0], load[1] or 0))
+    for users, rate in loads:
         for tokens in all_tokens or [None]:
-            chosen = [c for c in cells if c.users == users and (c.mode != "sync" or c.thread_tokens == tokens)]
-            suffix = f"_u{users}_t{tokens}" if several else f"_u{users}"
-            caption = f"{users} users, {tokens} threads" if several else f"{users} users"
-            result.append(View(users, tokens, chosen, suffix, caption))
+            chosen = [
+                c
+                for c in cells
+                if c.users == users and c.rate == rate and (c.mode != "sync" or c.thread_tokens == tokens)
+            ]
+            load_suffix = f"_u{users}" if rate is None else f"_u{users}_rate{rate:g}"
+            load_caption = f"{users} users" if rate is None else f"{rate:g} req/s on {users} connections"
+            suffix = f"{load_suffix}_t{tokens}" if several else load_suffix
+            caption = f"{load_caption}, {tokens} threads" if several else load_caption
+            result.append(View(users, tokens, chosen, suffix, caption, rate))
     return result
+
+
+def load_model_caption(run: RunRecord) -> str:
+    if run.sweep.get("load_model", "closed") == "open":
+        return "open model (latency from intended start)"
+    return "closed model"
 
 
 def _chart_title(run: RunRecord, what: str, cells: list[Cell]) -> str:
     scenario = run.sweep.get("scenario", "?")
     backends = ", ".join(sorted({c.backend_label for c in cells}))
     context = textwrap.fill(f"{backends} | {machine_label(run.environment)}", width=110)
-    return f"{scenario}: {what}, closed model\n{context}"
+    return f"{scenario}: {what}, {load_model_caption(run)}\n{context}"
 
 
 # A bar chart per pool setting reads better than single points on a pool_size axis, but only for a few settings.
@@ -225,6 +287,8 @@ def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], ov
         # A stalled point measured no latency at all: a gap in the line, never a fast-looking zero.
         latencies = [math.nan if _stalled(c) else c.latency_ms_p99 for c in series]
         latency_axis.plot(xs, latencies, marker=marker, color=colour, label=label)
+        _confidence_band(throughput_axis, xs, [c.requests_per_s_ci for c in series], colour)
+        _confidence_band(latency_axis, xs, [None if _stalled(c) else c.latency_ms_p99_ci for c in series], colour)
         stalled_xs = [c.pool_size or 0 for c in series if _stalled(c)]
         for axis in (throughput_axis, latency_axis) if stalled_xs else ():
             axis.plot(stalled_xs, [0] * len(stalled_xs), "X", color="red", markersize=11, clip_on=False,
@@ -252,6 +316,65 @@ def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], ov
         axis.grid(True, alpha=0.3)
         if pool_sizes:
             axis.set_xticks(pool_sizes)
+
+
+def _confidence_band(axis: Axes, xs: list[int], intervals: list[Interval | None], colour: object) -> None:
+    """The 95% interval of the median over repeats, shaded around the line (only where repeats exist)."""
+    if not any(intervals):
+        return
+    lows = [interval[0] if interval else math.nan for interval in intervals]
+    highs = [interval[1] if interval else math.nan for interval in intervals]
+    axis.fill_between(xs, lows, highs, color=colour, alpha=0.15, linewidth=0)
+
+
+# The telemetry that says why a variant is slow, as (title, value of a cell, unit).
+_WHY_PANELS: list[tuple[str, str, str]] = [
+    ("waiting for a pool connection, p99", "pool_wait_ms_p99", "ms"),
+    ("event-loop lag, p99", "loop_lag_ms_p99", "ms"),
+    ("busy threads (most at once)", "threads_busy_max", ""),
+]
+
+
+def draw_why_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path]:
+    """Per pool setting, every variant's telemetry: connection waits, event-loop lag and busy threads."""
+    written: list[Path] = []
+    if not any(c.pool_wait_ms_p99 is not None or c.loop_lag_ms_p99 is not None for c in cells):
+        return written
+    settings = sorted({(c.pool_size, c.max_overflow) for c in cells if c.pool_size is not None})
+    if len(settings) > MAX_BAR_CHART_SETTINGS:
+        return written
+    for view, (pool_size, max_overflow) in (
+        (v, setting) for v in views(cells) for setting in settings or [(None, None)]
+    ):
+        chosen = [c for c in view.cells if (c.pool_size, c.max_overflow) in {(pool_size, max_overflow), (None, None)}]
+        if not chosen:
+            continue
+        chosen.sort(key=lambda c: c.requests_per_s)
+        names = [c.variant + (" (SURROGATE)" if "surrogate" in c.backend_label else "") for c in chosen]
+        figure, axes = plt.subplots(1, len(_WHY_PANELS), figsize=(15, 1.4 + 0.38 * len(chosen)), sharey=True)
+        colours = [variant_colour(c.variant) for c in chosen]
+        for axis, (title, attribute, unit) in zip(axes, _WHY_PANELS, strict=True):
+            values = [getattr(c, attribute) for c in chosen]
+            axis.barh(names, [math.nan if v is None else v for v in values], color=colours)
+            axis.set_xlabel(f"{title}{', ' + unit if unit else ''}")
+            axis.grid(True, axis="x", alpha=0.3)
+            for row, (cell, value) in enumerate(zip(chosen, values, strict=True)):
+                if value is None:
+                    text = " n/a"
+                elif attribute == "threads_busy_max" and cell.threads_limit:
+                    text = f" {value:,.0f} of {cell.threads_limit}"
+                else:
+                    text = f" {value:,.1f} {unit}"
+                axis.annotate(text, xy=(value or 0, row), va="center", fontsize=8)
+        where = f"pool_size={pool_size}, max_overflow={max_overflow}, " if pool_size is not None else ""
+        what = f"why: waits and lag per variant at {where}{view.caption}"
+        figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
+        figure.tight_layout()
+        path = out_dir / f"why_ps{pool_size}_mo{max_overflow}{view.suffix}.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        written.append(path)
+    return written
 
 
 def _stalled(cell: Cell) -> bool:
@@ -283,6 +406,33 @@ def _latency(cell: Cell, value: float) -> str:
     return "–" if _stalled(cell) else f"{value:,.0f}"
 
 
+def _optional(value: float | None, template: str) -> str:
+    return "–" if value is None else template.format(value)
+
+
+def _ci_text(interval: Interval | None, template: str) -> str:
+    if interval is None:
+        return ""
+    return f" [{template.format(interval[0])}–{template.format(interval[1])}]"
+
+
+def _options_text(run: RunRecord) -> str:
+    options = run.sweep.get("scenario_options") or {}
+    return "(" + ", ".join(f"{key}={value}" for key, value in options.items()) + ")" if options else ""
+
+
+def _calibration_text(run: RunRecord) -> str:
+    calibration = run.calibration
+    if calibration is None:
+        return "not calibrated on this machine (`bench calibrate` measures its ceiling)"
+    text = (
+        f"ceiling {calibration.locust.requests_per_s:,.0f} req/s on {calibration.variant} ({calibration.measured_at})"
+    )
+    if calibration.locust_to_wrk is not None:
+        text += f", {calibration.locust_to_wrk:.2f}x wrk's throughput"
+    return text
+
+
 def _format_pool(value: int | None) -> str:
     return "–" if value is None else str(value)
 
@@ -292,22 +442,36 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"# Run {run.run_id}",
         "",
         f"- status: **{run.status}** ({run.points_ok} ok, {run.points_failed} failed of {run.points_planned})",
-        f"- scenario: `{run.sweep.get('scenario')}`, closed model, warm-up {run.sweep.get('warmup_s')} s excluded, "
-        f"measured {run.sweep.get('duration_s')} s per point, {run.sweep.get('repeat')} repeat(s)",
+        f"- scenario: `{run.sweep.get('scenario')}` {_options_text(run)}, {load_model_caption(run)}, "
+        f"warm-up {run.sweep.get('warmup_s')} s kept apart, measured {run.sweep.get('duration_s')} s per point, "
+        f"{run.sweep.get('repeat')} repeat(s)",
+        f"- load generator: {_calibration_text(run)}",
         f"- databases: {_databases_line(run)}",
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",
-        "| variant | backend | mode | pool_size | max_overflow | threads | users | requests/s | p50 ms | p99 ms "
-        "| errors | repeats | flags |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "Latency is the corrected latency (from each request's intended start) in the open model, the service "
+        "time in the closed one. Pool wait, loop lag and busy threads come from the app's /metrics, DB conns "
+        "from the database's own counters, sampled every second; gen CPU is the load generator's share of a core.",
+        "",
+        "| variant | backend | mode | pool_size | max_overflow | threads | load | requests/s | p50 ms | p99 ms "
+        "| errors | pool wait p99 ms | loop lag p99 ms | busy threads | DB conns | gen CPU | repeats | flags |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for c in cells:
+        load = f"{c.users} users" if c.rate is None else f"{c.rate:g}/s, {c.users} conns"
+        throughput = f"{c.requests_per_s:,.0f}" + _ci_text(c.requests_per_s_ci, "{:,.0f}")
+        p99 = _latency(c, c.latency_ms_p99) + ("" if _stalled(c) else _ci_text(c.latency_ms_p99_ci, "{:,.0f}"))
+        if c.service_ms_p99 is not None:
+            p99 += f" (service {c.service_ms_p99:,.0f})"
         lines.append(
             f"| {c.variant} | {c.backend_label} | {c.mode} | {_format_pool(c.pool_size)} "
-            f"| {_format_pool(c.max_overflow)} | {c.thread_tokens} | {c.users} | {c.requests_per_s:,.0f} "
-            f"| {_latency(c, c.latency_ms_p50)} | {_latency(c, c.latency_ms_p99)} "
-            f"| {c.error_rate:.2%} | {c.repeats} | {c.flags} |"
+            f"| {_format_pool(c.max_overflow)} | {c.thread_tokens} | {load} | {throughput} "
+            f"| {_latency(c, c.latency_ms_p50)} | {p99} | {c.error_rate:.2%} "
+            f"| {_optional(c.pool_wait_ms_p99, '{:,.1f}')} | {_optional(c.loop_lag_ms_p99, '{:,.1f}')} "
+            f"| {_optional(c.threads_busy_max, '{:,.0f}')}{f' / {c.threads_limit}' if c.threads_limit else ''} "
+            f"| {_optional(c.db_connections_max, '{:,.0f}')} | {_optional(c.generator_cpu, '{:.0%}')} "
+            f"| {c.repeats} | {c.flags} |"
         )
     failed = [p for p in points if p.status == "failed"]
     if failed:
@@ -326,7 +490,15 @@ def write_report(folder: RunFolder) -> list[Path]:
     cells = aggregate(points)
     out_dir = folder.report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    charts = [*draw_pool_charts(run, cells, out_dir), *draw_variant_bars(run, cells, out_dir)] if cells else []
+    charts = (
+        [
+            *draw_pool_charts(run, cells, out_dir),
+            *draw_variant_bars(run, cells, out_dir),
+            *draw_why_bars(run, cells, out_dir),
+        ]
+        if cells
+        else []
+    )
     summary_path = out_dir / "summary.md"
     write_atomic(summary_path, summary_markdown(run, points, cells, charts))
     return [*charts, summary_path]

@@ -6,11 +6,12 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from bench.errors import BenchError
 from bench.records import SCHEMA_VERSION, PointRecord, RunRecord
@@ -18,6 +19,7 @@ from bench.records import SCHEMA_VERSION, PointRecord, RunRecord
 RecordT = TypeVar("RecordT", RunRecord, PointRecord)
 
 RUN_FILE = "run.json"
+AGGREGATES_FILE = "aggregates.json"  # statistics over repeats (bench/stats.py), rewritten after every point
 POINTS_DIR = "points"
 RAW_DIR = "raw"
 REPORT_DIR = "report"
@@ -71,6 +73,10 @@ class RunFolder:
 
     def write_point(self, record: PointRecord) -> None:
         write_json(self.point_file(record.point_id), record.model_dump(mode="json"))
+
+    def write_aggregates(self, groups: Sequence[BaseModel]) -> None:
+        data = {"schema_version": SCHEMA_VERSION, "groups": [group.model_dump(mode="json") for group in groups]}
+        write_json(self.path / AGGREGATES_FILE, data)
 
     def load_run(self) -> RunRecord:
         return _load_record(self.run_file, RunRecord)

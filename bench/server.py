@@ -8,7 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +70,7 @@ def run_server(
     log_path: Path,
     workers: int = 1,
     startup_timeout_s: float = 30.0,
+    cpus: Sequence[int] | None = None,
 ) -> Iterator[RunningServer]:
     """Start the variant's app with `settings` (BENCH_* environment), wait until /health answers, and stop
     it when the block ends, whatever ends it."""
@@ -82,7 +83,7 @@ def run_server(
         "--log-level", "warning",
         "--loop", "auto", "--http", "auto",
     ]  # fmt: skip
-    process = start_child(argv, env=child_environment(settings), log_path=log_path, cwd=PROJECT_ROOT)
+    process = start_child(argv, env=child_environment(settings), log_path=log_path, cwd=PROJECT_ROOT, cpus=cpus)
     try:
         base_url = f"http://{HOST}:{port}"
         health = _wait_healthy(process, base_url, log_path, startup_timeout_s)
