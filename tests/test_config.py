@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import QUICK_PROFILE, build_spec
+from bench.config import QUICK_PROFILE, build_spec, parse_scenario_options
 from bench.errors import BenchError
 
 
@@ -34,6 +34,9 @@ def test_top_level_keys_work_without_a_sweep_table(tmp_path: Path) -> None:
         ({"users": ["zero"]}, "invalid --users"),
         ({"duration_s": "0"}, "invalid --duration"),
         ({"variants": ["nope"]}, "unknown variant nope"),
+        ({"rates": ["fast"]}, "invalid --rate"),
+        ({"load_model": "open"}, "the open load model needs --rate"),
+        ({"scenario_options": {"no_such_option": "1"}}, "no_such_option"),
     ],
 )
 def test_cli_errors_name_the_option(cli: dict[str, object], expected: str) -> None:
@@ -64,3 +67,22 @@ def test_config_file_errors_name_the_key_and_file(tmp_path: Path, content: str, 
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(BenchError, match="does not exist"):
         build_spec(cli={}, config_file=tmp_path / "absent.toml")
+
+
+def test_scenario_options_are_parsed_and_every_default_is_recorded() -> None:
+    spec = build_spec(cli={"scenario": "io_wait", "scenario_options": parse_scenario_options(["wait_ms=20"])})
+    assert spec.scenario_options["wait_ms"] == 20
+    read_heavy = build_spec(cli={})
+    assert read_heavy.scenario_options  # its defaults, even when none were given
+
+
+def test_scenario_options_from_a_config_file_may_be_typed(tmp_path: Path) -> None:
+    config = tmp_path / "io.toml"
+    config.write_text('scenario = "io_wait"\n[scenario_options]\nwait_ms = 75\n')
+    assert build_spec(cli={}, config_file=config).scenario_options["wait_ms"] == 75
+
+
+@pytest.mark.parametrize("pair", ["wait_ms", "=5", "wait_ms=", "  =  "])
+def test_malformed_scenario_option_pairs_are_one_line_errors(pair: str) -> None:
+    with pytest.raises(BenchError, match="KEY=VALUE"):
+        parse_scenario_options([pair])

@@ -86,3 +86,39 @@ def test_thread_pool_sizes_multiply_only_the_sync_variants() -> None:
 
 def test_a_single_thread_pool_size_may_be_given_as_a_number() -> None:
     assert SweepSpec.model_validate({"thread_tokens": 64}).thread_tokens == [64]
+
+
+def test_open_model_sweeps_rates_and_labels_points_with_them() -> None:
+    spec = SweepSpec(
+        variants=["memory", "pg_sqla_async"], pool_sizes=[5], max_overflows=[0], load_model="open", rates=[400, 100]
+    )
+    plan = build_plan(spec)
+    assert spec.rates == [100, 400]
+    assert [(p.variant.name, p.rate) for p in plan] == [
+        ("memory", 100), ("pg_sqla_async", 100), ("memory", 400), ("pg_sqla_async", 400)
+    ]  # fmt: skip
+    assert all(f"rate{p.rate:g}" in p.point_id for p in plan)
+    assert "rate=400/s" in plan[-1].label()
+
+
+def test_closed_model_points_have_no_rate() -> None:
+    assert all(p.rate is None for p in build_plan(SweepSpec(variants=["memory"])))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"load_model": "open"}, "needs --rate"),
+        ({"rates": [100]}, "open load model only"),
+        ({"load_model": "open", "rates": [0]}, "greater than 0"),
+        ({"load_model": "sideways"}, "closed"),
+    ],
+)
+def test_load_model_and_rates_must_agree(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SweepSpec.model_validate(values)
+
+
+def test_repeats_come_as_whole_passes_so_variants_alternate() -> None:
+    spec = SweepSpec(variants=["pg_sqla_sync", "pg_sqla_async"], pool_sizes=[5], max_overflows=[0], repeat=3)
+    assert [p.variant.name for p in build_plan(spec)] == ["pg_sqla_sync", "pg_sqla_async"] * 3
