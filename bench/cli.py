@@ -22,7 +22,7 @@ from typer.exceptions import TyperException
 from apps.catalog import all_variants
 from bench.config import build_spec, parse_scenario_options
 from bench.errors import BenchError
-from bench.load import available_scenarios, get_scenario
+from bench.load import available_scenarios, get_scenario, scenario_option_defaults
 from bench.orchestrate import RunOptions, execute_run
 from bench.plan import Point
 from bench.records import PointRecord
@@ -363,11 +363,17 @@ def variants_command() -> None:
 
 @app.command("scenarios")
 def scenarios_command() -> None:
-    """List the Locust workloads in scenarios/."""
-    table = Table("scenario", "what it does")
+    """List the Locust workloads in scenarios/ and their options (set with -O KEY=VALUE)."""
+    table = Table("scenario", "what it does", "options (defaults)")
     for name in available_scenarios():
-        table.add_row(name, get_scenario(name).description)
+        defaults = scenario_option_defaults(name)
+        options = ", ".join(f"{key}={_option_value(value)}" for key, value in defaults.items()) or "–"
+        table.add_row(name, get_scenario(name).description, options)
     console.print(table)
+
+
+def _option_value(value: object) -> str:
+    return ",".join(str(item) for item in value) if isinstance(value, list) else str(value)
 
 
 def main() -> None:

@@ -87,8 +87,7 @@ def _median_of(values: Iterable[float | int | None]) -> float | None:
 def _interval(values: list[float]) -> Interval | None:
     if len(values) < 2:
         return None
-    stats = summarise(values)
-    return (stats.ci_low, stats.ci_high)
+    return summarise(values).interval
 
 
 GroupKey = tuple[str, int | None, int | None, int, int, float | None]

@@ -44,12 +44,17 @@ class DatabaseTelemetry(_Record):
     source: str  # e.g. "pg_stat_activity", "SHOW GLOBAL STATUS Threads_connected", "INFO clients"
     connections_mean: float | None = None
     connections_max: int | None = None
-    by_state_max: dict[str, int] = Field(default_factory=dict)  # PostgreSQL: active, idle, waits by event type
-    note: str | None = None
+    # The most sessions seen at once in each state. PostgreSQL: "active", "idle", "idle in transaction", ...
+    # and "wait:<wait_event_type>" for active ones ("wait:Client", "wait:Lock", "wait:Timeout" for pg_sleep);
+    # MySQL: the bench database's sessions by command ("sleep", "query") and "state:<State>" for queries;
+    # Redis: "blocked". Connections are per database for PostgreSQL, server-wide elsewhere.
+    by_state_max: dict[str, int] = Field(default_factory=dict)
+    note: str | None = None  # why there are no counts, e.g. a surrogate that does not report connections
 
 
 class TelemetrySample(_Record):
-    """One sample (t_s counts from the start of the warm-up, like TimelineSample.t_s)."""
+    """One sample (t_s counts from the start of the warm-up, like TimelineSample.t_s); the timeline runs from
+    the start of the warm-up to the end of the measurement."""
 
     t_s: float
     checked_out: int | None = None
@@ -63,6 +68,8 @@ class TelemetrySample(_Record):
 
 
 class Telemetry(_Record):
+    """What bench/probes/ sampled during one point: the measured period summarised, and every sample."""
+
     interval_s: float
     app: AppTelemetry | None = None
     database: DatabaseTelemetry | None = None
