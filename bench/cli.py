@@ -26,8 +26,10 @@ from bench.load import available_scenarios, get_scenario, scenario_option_defaul
 from bench.orchestrate import RunOptions, execute_run
 from bench.plan import Point
 from bench.records import PointRecord
+from bench.findings import write_findings
+from bench.html_report import write_html_report
 from bench.report import write_report
-from bench.results import list_runs, open_run
+from bench.results import RunFolder, list_runs, open_run
 from bench.urls import mask_url
 
 app = typer.Typer(
@@ -255,7 +257,7 @@ def run(
         f"{run_record.points_failed} failed; records in {folder.path}"
     )
     if report:
-        for path in write_report(folder):
+        for path in _write_reports(folder):
             console.print(f"  wrote {path}")
 
 
@@ -325,6 +327,13 @@ def calibrate_command(
         console.print(f"Locust reaches {result.locust_to_wrk:.2f}x wrk's throughput here")
 
 
+def _write_reports(folder: RunFolder) -> list[Path]:
+    """Charts and summary.md, then the self-contained index.html and findings.md beside them."""
+    written = write_report(folder)
+    charts = [path for path in written if path.suffix == ".png"]
+    return [*written, write_html_report(folder, charts), write_findings(folder, folder.report_dir / "findings.md")]
+
+
 @app.command("report")
 def report_command(
     run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a folder in the results dir) or path.")],
@@ -332,7 +341,7 @@ def report_command(
 ) -> None:
     """Draw the charts and the Markdown summary of a finished (or interrupted) run."""
     folder = open_run(results_dir, run_name)
-    for path in write_report(folder):
+    for path in _write_reports(folder):
         console.print(f"wrote {path}")
 
 

@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
@@ -32,6 +33,19 @@ _PALETTE: list[tuple[float, float, float]] = [to_rgb(f"C{index}") for index in r
 ]
 # The mode is also in the marker, so sync/async/blocking read apart even where colours are close.
 _MARKERS = {"sync": "o", "async": "s", "blocking": "v"}
+
+
+# SVG text stays text (searchable, small, selectable) instead of being drawn as glyph paths.
+matplotlib.rcParams["svg.fonttype"] = "none"
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write the chart as PNG (for Markdown and quick looks) and SVG beside it (sharp at any zoom), then free it.
+    Returns the PNG's path; the SVG has the same name with .svg."""
+    figure.savefig(path.with_suffix(".png"), dpi=110)
+    figure.savefig(path.with_suffix(".svg"))
+    plt.close(figure)
+    return path.with_suffix(".png")
 
 
 def variant_colour(name: str) -> tuple[float, float, float]:
@@ -225,9 +239,7 @@ def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[
         figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
         figure.tight_layout()
         path = out_dir / f"variants_ps{pool_size}_mo{max_overflow}{view.suffix}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, path))
     return written
 
 
@@ -268,9 +280,7 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
         figure.suptitle(_chart_title(run, what, at_users), fontsize=10)
         figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 0.95))
         path = out_dir / f"pool_size{view.suffix}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, path))
     return written
 
 
@@ -370,9 +380,7 @@ def draw_why_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path
         figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
         figure.tight_layout()
         path = out_dir / f"why_ps{pool_size}_mo{max_overflow}{view.suffix}.png"
-        figure.savefig(path, dpi=110)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, path))
     return written
 
 
