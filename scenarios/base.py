@@ -1,18 +1,36 @@
-"""Shared base for every workload: the item payloads and ids, the warm-up cut and the final summary file.
+"""Shared base for every workload: the item payloads and ids, the load model, and the recording of every request.
 
 This folder is the only place that imports locust (and so gevent); the harness only reads the JSON summary
-written here. Settings arrive through the environment the harness sets:
-  BENCH_DATASET_ROWS  ids 1..N exist in the seeded dataset
-  BENCH_WARMUP_S      seconds of warm-up; statistics are reset when it ends, so figures cover only the rest
-  BENCH_SUMMARY_PATH  where to write the final statistics (JSON) when Locust quits
+written here. Settings arrive through the environment the harness sets (bench/load.py):
+  BENCH_DATASET_ROWS      ids 1..N exist in the seeded dataset
+  BENCH_WARMUP_S          seconds of warm-up: recorded, but apart from the measured period
+  BENCH_DURATION_S        seconds measured after the warm-up (load shapes plan their stages over it)
+  BENCH_USERS             users (in the open model: connections), what load shapes scale from
+  BENCH_SPAWN_RATE        users started per second at the beginning
+  BENCH_LOAD_MODEL        "closed" (each user sends when its last response came back) or "open"
+  BENCH_RATE              open model: tasks started per second by all users together
+  BENCH_SCENARIO_OPTIONS  the workload's options as JSON (validated by the harness against its OPTIONS)
+  BENCH_SUMMARY_PATH      where to write the summary (JSON) when Locust quits
+  BENCH_PROCESS_NAME      this generator process's name in the record
+
+Open model (wrk2's constant arrival rate): user u of N starts its k-th task at t0 + u/rate + k*N/rate
+(bench.latency.Timetable), sleeping until then; when it is behind (its previous task took longer than N/rate)
+it starts at once, and the latency counts from the intended start. A task is the scheduled unit: its first
+request carries the lateness, the task's later requests (the CRUD lifecycle's read, update, delete) are
+measured from when they are sent, since a real client would also send them only after the first returned.
+
+Cost per request (measured in-process): Locust's own statistics (rounded to 2 significant digits, ~2.5 µs) are
+switched off, so its end-of-run table is empty; the figures are ours, exact, in HDR histograms
+(scenarios/recording.py, ~1.2 µs closed, ~1.7 µs open). Cookie handling (~4.6 µs) is switched off too: the
+item service sets no cookies. What remains is geventhttpclient's and gevent's own work.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
-import re
 import resource
 import time
 from typing import Any
@@ -21,18 +39,96 @@ import gevent
 from locust import FastHttpUser, events
 from locust.env import Environment
 
+from bench.latency import Timetable, wait_before
+from scenarios.recording import Recorder, never_started_summary
+
 DATASET_ROWS = int(os.environ.get("BENCH_DATASET_ROWS", "10000"))
 WARMUP_S = float(os.environ.get("BENCH_WARMUP_S", "0"))
+DURATION_S = float(os.environ.get("BENCH_DURATION_S", "10"))
+USERS = int(os.environ.get("BENCH_USERS", "1"))
+SPAWN_RATE = float(os.environ.get("BENCH_SPAWN_RATE", str(USERS)))
+LOAD_MODEL = os.environ.get("BENCH_LOAD_MODEL", "closed")
+RATE = float(os.environ["BENCH_RATE"]) if os.environ.get("BENCH_RATE") else None
 SUMMARY_PATH = os.environ.get("BENCH_SUMMARY_PATH", "")
-PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
+PROCESS_NAME = os.environ.get("BENCH_PROCESS_NAME", "local-1")
+OPEN_MODEL = LOAD_MODEL == "open"
+if OPEN_MODEL and not RATE:
+    raise SystemExit("the open load model needs BENCH_RATE (tasks per second)")
 
-_measurement: dict[str, float] = {}
+logger = logging.getLogger(__name__)
+
+
+def scenario_options(defaults: dict[str, Any]) -> dict[str, Any]:
+    """The workload's options: its defaults, overridden by what the harness passed (already validated there)."""
+    given = json.loads(os.environ.get("BENCH_SCENARIO_OPTIONS") or "{}")
+    return {key: given.get(key, default) for key, default in defaults.items()}
+
+
+class _UserIndices:
+    """Each running user holds the smallest free index, so after a shape stops users the survivors and the next
+    ones still fill the timetable's first slots evenly."""
+
+    def __init__(self) -> None:
+        self._taken: set[int] = set()
+
+    def take(self) -> int:
+        index = next(i for i in range(len(self._taken) + 1) if i not in self._taken)
+        self._taken.add(index)
+        return index
+
+    def release(self, index: int) -> None:
+        self._taken.discard(index)
+
+
+_indices = _UserIndices()
+_state: dict[str, Any] = {}  # the recorder and ticker of the running test (one per process)
+
+
+def _recorder() -> Recorder:
+    recorder: Recorder = _state["recorder"]
+    return recorder
 
 
 class ItemUser(FastHttpUser):
-    """A client of the item service; workloads subclass it and add weighted tasks."""
+    """A client of the item service; workloads subclass it and add weighted tasks (no think time)."""
 
     abstract = True
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        self.client.client.cookiejar = None  # the item service sets none; the jar cost ~4.6 µs a request
+        self._index: int | None = None
+        self._timetable: Timetable | None = None
+        self._slot = 0
+        self._due: float | None = None  # intended start of the task under way, until its first request
+
+    def on_start(self) -> None:
+        if not OPEN_MODEL:
+            return
+        assert RATE is not None
+        self._index = _indices.take()
+        self._timetable = Timetable(_recorder().started_at, self._index, USERS, RATE)
+        self._slot = self._timetable.first_slot_at_or_after(time.time())
+        self._due = self._timetable.intended_start(self._slot)
+        gevent.sleep(wait_before(self._due, time.time()))
+
+    def on_stop(self) -> None:
+        if self._index is not None:
+            _indices.release(self._index)
+            self._index = None
+
+    def wait_time(self) -> float:
+        """Closed model: none. Open model: until the next slot of this user's timetable (0 when behind)."""
+        if self._timetable is None:
+            return 0.0
+        self._slot += 1
+        self._due = self._timetable.intended_start(self._slot)
+        return wait_before(self._due, time.time())
+
+    def context(self) -> dict[str, Any]:
+        # Locust asks once per request; only a task's first request gets the intended start.
+        due, self._due = self._due, None
+        return {"intended_start": due} if due is not None else {}
 
     def random_item_id(self) -> int:
         return random.randint(1, DATASET_ROWS)
@@ -51,72 +147,95 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _start_measurement(environment: Environment) -> None:
-    # Warm-up requests stay in Locust's own log but not in the figures: statistics restart here.
-    environment.stats.reset_all()
-    _measurement["started"] = time.time()
-    _measurement["cpu_started"] = _cpu_seconds()
+def _stage(environment: Environment) -> str | None:
+    return getattr(environment.shape_class, "current_stage", None)
+
+
+def _user_count(environment: Environment) -> int:
+    return environment.runner.user_count if environment.runner is not None else 0
+
+
+@events.init.add_listener
+def _drop_locust_statistics(environment: Environment, **_kwargs: Any) -> None:
+    """Locust's own per-request statistics duplicate ours (rounded) at ~2.5 µs a request; remove its listener."""
+    handlers = environment.events.request._handlers
+    kept = [h for h in handlers if getattr(h, "__qualname__", "") != "Runner.__init__.<locals>.on_request"]
+    if len(kept) == len(handlers):
+        logger.warning("Locust's statistics listener not found; it keeps running (costs CPU, changes nothing)")
+    handlers[:] = kept
+
+
+@events.request.add_listener
+def _on_request(
+    request_type: str,
+    name: str,
+    response_time: float,
+    start_time: float,
+    context: dict[str, Any],
+    exception: object = None,
+    **_kwargs: Any,
+) -> None:
+    recorder = _state.get("recorder")
+    if recorder is not None:
+        recorder.record(request_type, name, start_time, response_time, context.get("intended_start"), exception)
+
+
+def _tick_every_second(environment: Environment, recorder: Recorder) -> None:
+    index = 0
+    while True:
+        index += 1
+        gevent.sleep(max(recorder.started_at + index - time.time(), 0.0))
+        recorder.close_second(users=_user_count(environment), stage=_stage(environment), now=time.time())
+
+
+def _start_measurement(recorder: Recorder) -> None:
+    recorder.start_measuring(time.time(), _cpu_seconds())
+
+
+def _end_test(environment: Environment) -> None:
+    if environment.runner is not None:
+        environment.runner.quit()
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
+    recorder = Recorder(open_model=OPEN_MODEL, started_at=time.time(), warmup_s=WARMUP_S, process=PROCESS_NAME)
+    _state["recorder"] = recorder
+    _state["ticker"] = gevent.spawn(_tick_every_second, environment, recorder)
     if WARMUP_S > 0:
-        gevent.spawn_later(WARMUP_S, _start_measurement, environment)
+        _state["measurement"] = gevent.spawn_later(WARMUP_S, _start_measurement, recorder)
     else:
-        _start_measurement(environment)
+        _start_measurement(recorder)
+    # Ended here rather than by --run-time (whose clock starts before this event, and which load shapes
+    # ignore), so the measured period is the duration asked for, to the timer's precision.
+    _state["end"] = gevent.spawn_later(WARMUP_S + DURATION_S, _end_test, environment)
 
 
-@events.test_stop.add_listener
-def _on_test_stop(environment: Environment, **_kwargs: Any) -> None:
-    _measurement["stopped"] = time.time()
-    _measurement["cpu_stopped"] = _cpu_seconds()
-
-
-def _failure_kind(error: str) -> str:
-    """Group failures by what went wrong (an HTTP status or an exception class), not by URL."""
-    status = re.search(r"code=(\d{3})|\b(\d{3}) (?:Client|Server) Error", error)
-    if status:
-        return f"HTTP {status.group(1) or status.group(2)}"
-    return error.split("(", 1)[0].strip()[:120] or "unknown"
-
-
-def _entry_summary(entry: Any) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "requests": entry.num_requests,
-        "failures": entry.num_failures,
-        "latency_ms_mean": entry.avg_response_time,
-        "latency_ms_max": entry.max_response_time,
-    }
-    for key, fraction in PERCENTILES.items():
-        summary[f"latency_ms_{key}"] = entry.get_response_time_percentile(fraction) if entry.num_requests else 0
-    return summary
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Environment, **_kwargs: Any) -> None:
+    # The measured period ends when Locust starts stopping users: what completes while they finish is not in it.
+    recorder = _state.get("recorder")
+    if recorder is None:
+        return
+    for name in ("ticker", "measurement"):
+        if name in _state:
+            _state.pop(name).kill(block=False)
+    recorder.stop(now=time.time(), cpu_s=_cpu_seconds(), users=_user_count(environment), stage=_stage(environment))
 
 
 @events.quitting.add_listener
 def _write_summary(environment: Environment, **_kwargs: Any) -> None:
     if not SUMMARY_PATH:
         return
-    stats = environment.stats
-    started = _measurement.get("started")
-    stopped = _measurement.get("stopped", time.time())
-    failures: dict[str, int] = {}
-    for error in stats.errors.values():
-        kind = _failure_kind(str(error.error))
-        failures[kind] = failures.get(kind, 0) + error.occurrences
-    summary = {
-        "measured": started is not None,
-        "measured_s": (stopped - started) if started is not None else 0.0,
-        "generator_cpu_s": (_measurement.get("cpu_stopped", _cpu_seconds()) - _measurement["cpu_started"])
-        if started is not None
-        else None,
-        "total": _entry_summary(stats.total),
-        "by_name": {
-            f"{method} {name}": _entry_summary(entry) for (name, method), entry in sorted(stats.entries.items())
-        },
-        "failures_by_kind": failures,
-        "latency_histogram_ms": {str(k): v for k, v in sorted(stats.total.response_times.items())},
-    }
+    recorder = _state.get("recorder")
+    if recorder is not None and recorder.current is not None:  # quit without a test_stopping (an error)
+        recorder.stop(now=time.time(), cpu_s=_cpu_seconds(), users=_user_count(environment), stage=_stage(environment))
+    summary = (
+        recorder.summary(load_model=LOAD_MODEL, rate=RATE, users=USERS)
+        if recorder is not None
+        else never_started_summary(process=PROCESS_NAME, load_model=LOAD_MODEL, rate=RATE, users=USERS)
+    )
     tmp_path = f"{SUMMARY_PATH}.tmp"
     with open(tmp_path, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2)
+        json.dump(summary, handle)
     os.replace(tmp_path, SUMMARY_PATH)

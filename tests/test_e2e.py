@@ -89,10 +89,19 @@ def test_smoke_sweep_records_every_point_and_draws_the_report(tmp_path: Path) ->
             assert (reported["pool_size"], reported["max_overflow"]) == (2, point["config"]["max_overflow"])
             assert point["seed"]["rows"] == 300
         raw = run_dir / "raw" / point["point_id"]
-        assert (raw / "locust_stats.csv").exists() and (raw / "uvicorn.log").exists()
+        assert (raw / "locust_summary.json").exists() and (raw / "uvicorn.log").exists()
+        # Schema 3: exact histograms, the warm-up apart, a timeline, and telemetry sampled during the point.
+        assert metrics["histograms"]["service"] and metrics["warmup"] is not None and metrics["timeline"]
+        assert point["telemetry"]["app"]["samples"] > 0
+        assert point["telemetry"]["app"]["threads_limit"] == point["config"]["thread_tokens"]
+        if point["config"]["pooled"]:
+            assert point["telemetry"]["app"]["acquisitions"] > 0
+            assert point["telemetry"]["database"]["connections_max"] >= 1
 
     report = run_dir / "report"
     assert (report / "pool_size_u8.png").stat().st_size > 10_000
+    assert (report / "pool_size_u8.svg").exists()
+    assert "<img" in (report / "index.html").read_text()
     summary = (report / "summary.md").read_text()
     assert all(f"| {variant} |" in summary for variant in VARIANTS)
 
