@@ -425,7 +425,7 @@ def _ci_text(interval: Interval | None, template: str) -> str:
 
 def _options_text(run: RunRecord) -> str:
     options = run.sweep.get("scenario_options") or {}
-    return "(" + ", ".join(f"{key}={value}" for key, value in options.items()) + ")" if options else ""
+    return " (" + ", ".join(f"{key}={value}" for key, value in options.items()) + ")" if options else ""
 
 
 def _calibration_text(run: RunRecord) -> str:
@@ -449,7 +449,7 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"# Run {run.run_id}",
         "",
         f"- status: **{run.status}** ({run.points_ok} ok, {run.points_failed} failed of {run.points_planned})",
-        f"- scenario: `{run.sweep.get('scenario')}` {_options_text(run)}, {load_model_caption(run)}, "
+        f"- scenario: `{run.sweep.get('scenario')}`{_options_text(run)}, {load_model_caption(run)}, "
         f"warm-up {run.sweep.get('warmup_s')} s kept apart, measured {run.sweep.get('duration_s')} s per point, "
         f"{run.sweep.get('repeat')} repeat(s)",
         f"- load generator: {_calibration_text(run)}",

@@ -74,7 +74,7 @@ def test_report_draws_charts_and_a_table_with_failures(tmp_path: Path) -> None:
     summary = (folder.report_dir / "summary.md").read_text()
     for variant in ("pg_sqla_sync", "pg_sqla_async", "memory"):
         assert f"| {variant} |" in summary
-    assert "| pg_sqla_sync | PostgreSQL 15 | async | 5 | 0 | 40 | 20 | 500 |" in summary
+    assert "| pg_sqla_sync | PostgreSQL 15 | async | 5 | 0 | 40 | 20 users | 500 |" in summary
     assert "uvicorn exited during start-up" in summary
     assert "![pool_size_u20](pool_size_u20.png)" in summary
 
@@ -86,8 +86,8 @@ def test_each_variant_keeps_its_colour() -> None:
 
 def test_stalled_points_are_flagged_in_the_summary_table(tmp_path: Path) -> None:
     stalled_metrics = _metrics(0, 0)
-    assert point_flags(stalled_metrics) == ["stalled"]
-    assert point_flags(_metrics(10, 5)) == []
+    assert point_flags(_config("pg_sqla_sync", 2, 0), stalled_metrics) == ["stalled"]
+    assert point_flags(_config("pg_sqla_sync", 2, 0), _metrics(10, 5)) == []
     folder = create_run_folder(tmp_path, "r")
     run = RunRecord(
         run_id="r", status="complete", created_at="2026-01-01T00:00:00+00:00", argv=[], sweep={},
@@ -130,4 +130,4 @@ def test_thread_pool_sizes_get_a_chart_each_with_the_async_variants_in_both(tmp_
         "pool_size_u20_t40.png", "pool_size_u20_t80.png", "variants_ps2_mo0_u20_t40.png", "variants_ps2_mo0_u20_t80.png"
     ]  # fmt: skip
     summary = (folder.report_dir / "summary.md").read_text()
-    assert "| pg_sqla_sync | PostgreSQL 15 | sync | 2 | 0 | 80 | 20 | 150 |" in summary
+    assert "| pg_sqla_sync | PostgreSQL 15 | sync | 2 | 0 | 80 | 20 users | 150 |" in summary
