@@ -99,7 +99,7 @@ def test_stalled_points_are_flagged_in_the_summary_table(tmp_path: Path) -> None
     folder.write_point(_point(2, _config("pg_sqla_sync", 5, 0), _metrics(100, 5)))
     write_report(folder)
     summary = (folder.report_dir / "summary.md").read_text()
-    assert "| 0 | – | – | 0.00% | 1 | stalled 1/1 |" in summary  # no latency shown for a stall
+    assert "| 0 | – | – | 0.00% | – | – | – | – | – | 1 | stalled 1/1 |" in summary  # no latency shown for a stall
 
 
 def test_many_pool_settings_get_no_bar_charts(tmp_path: Path) -> None:
