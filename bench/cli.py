@@ -22,14 +22,23 @@ from typer.exceptions import TyperException
 from apps.catalog import all_variants
 from bench.config import build_spec, parse_scenario_options
 from bench.errors import BenchError
+from bench.findings import write_findings
+from bench.html_report import write_html_report
 from bench.load import available_scenarios, get_scenario, scenario_option_defaults
 from bench.orchestrate import RunOptions, execute_run
 from bench.plan import Point
 from bench.records import PointRecord
-from bench.findings import write_findings
-from bench.html_report import write_html_report
 from bench.report import write_report
 from bench.results import RunFolder, list_runs, open_run
+from bench.slo import parse_slo
+from bench.tune import (
+    TuneOptions,
+    plan_tune_sweep,
+    recommendation_text,
+    run_tune,
+    tune_from_runs,
+    write_tune_report,
+)
 from bench.urls import mask_url
 
 app = typer.Typer(
@@ -345,20 +354,217 @@ def report_command(
         console.print(f"wrote {path}")
 
 
+@app.command("compare")
+def compare_command(
+    run_a: Annotated[
+        str, typer.Argument(metavar="RUN_A", help="The baseline run: id (a folder in the results dir) or path.")
+    ],
+    run_b: Annotated[
+        str, typer.Argument(metavar="RUN_B", help="The run judged against it; the comparison is written into it.")
+    ],
+    fail_if_slower: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-if-slower",
+            metavar="PCT",
+            help="Exit 1 if any configuration's requests/s is significantly lower, or p99 significantly higher, "
+            "by more than PCT percent (a CI gate; needs 4+ repeats per run).",
+        ),
+    ] = None,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Compare two runs configuration by configuration: change of medians, 95% interval, significance, verdict."""
+    from bench.compare import all_without_enough_repeats, compare_runs, gate, write_comparison  # noqa: PLC0415
+    from bench.show import comparison_table  # noqa: PLC0415
+
+    threshold = _parse_number(fail_if_slower, "--fail-if-slower", float, 0)
+    comparison = compare_runs(open_run(results_dir, run_a), open_run(results_dir, run_b))
+    console.print(comparison_table(comparison))
+    for difference in comparison.differences:
+        console.print(f"  differs: {difference}", markup=False, highlight=False, soft_wrap=True)
+    for unmatched in comparison.unmatched:
+        console.print(f"  not compared: {unmatched.label}: {unmatched.reason}", markup=False, highlight=False)
+    for path in write_comparison(comparison):
+        console.print(f"wrote {path}")
+    if threshold is None:
+        return
+    if all_without_enough_repeats(comparison):
+        err_console.print(
+            "warning: too few repeats for any verdict (run with --repeat 4 or more); the gate cannot fail",
+            soft_wrap=True,
+        )
+    failures = gate(comparison, threshold)
+    for failure in failures:
+        err_console.print(
+            f"slower by more than {threshold:g}%: {failure}", markup=False, highlight=False, soft_wrap=True
+        )
+    if failures:
+        raise typer.Exit(1)
+
+
+@app.command("show")
+def show_command(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a folder in the results dir) or path.")],
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Print one run: status, settings, databases, machine, then its figures in a table per load."""
+    from bench.show import show_run  # noqa: PLC0415
+
+    for renderable in show_run(open_run(results_dir, run_name)):
+        console.print(renderable)
+
+
+@app.command("findings")
+def findings_command(
+    run_name: Annotated[str, typer.Argument(metavar="RUN", help="Run id (a folder in the results dir) or path.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write (default: <run>/report/findings.md).")
+    ] = None,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Write a short page of what the run says about sync vs async on this machine."""
+    folder = open_run(results_dir, run_name)
+    console.print(f"wrote {write_findings(folder, out or folder.report_dir / 'findings.md')}")
+
+
+@app.command("tune")
+def tune_command(
+    variant: Annotated[str, typer.Option("--variant", "-v", metavar="NAME", help="The pooled variant to tune.")],
+    slo: Annotated[
+        str,
+        typer.Option(
+            "--slo", metavar="SLO", help="Latency objective, e.g. 'p99<100ms' or 'p50<20ms,p99<250ms' (us, ms, s)."
+        ),
+    ],
+    max_error_rate: Annotated[
+        str, typer.Option("--max-error-rate", metavar="SHARE", help="Highest acceptable error rate (0.01 = 1%).")
+    ] = "0.01",
+    pool_size: Annotated[
+        list[str] | None,
+        typer.Option("--pool-size", "-p", metavar="N[,N...]", help="pool_size grid (default 1,2,5,10,20,40)."),
+    ] = None,
+    max_overflow: Annotated[
+        list[str] | None,
+        typer.Option("--max-overflow", "-o", metavar="N[,N...]", help="max_overflow grid (default 0,10)."),
+    ] = None,
+    adaptive: Annotated[
+        bool,
+        typer.Option(
+            "--adaptive/--grid",
+            help="adaptive: a coarse grid (2,8,32 with max_overflow 0), then rounds that bisect towards the "
+            "smallest pool that qualifies and extend the grid while the largest pool is best.",
+        ),
+    ] = False,
+    max_rounds: Annotated[str, typer.Option(metavar="N", help="Adaptive: at most this many rounds.")] = "4",
+    users: Annotated[str | None, typer.Option("--users", "-u", metavar="N", help="Concurrent users (one).")] = None,
+    scenario: Annotated[str | None, typer.Option(metavar="NAME", help="Workload from scenarios/.")] = None,
+    warmup: Annotated[str | None, typer.Option(metavar="SECONDS", help="Warm-up per point.")] = None,
+    duration: Annotated[str | None, typer.Option(metavar="SECONDS", help="Measured time per point.")] = None,
+    repeat: Annotated[str | None, typer.Option(metavar="N", help="Repeats of every point.")] = None,
+    rows: Annotated[str | None, typer.Option(metavar="N", help="Rows in the seeded dataset.")] = None,
+    thread_tokens: Annotated[
+        list[str] | None, typer.Option(metavar="N[,N...]", help="anyio thread-pool size(s) (default 40).")
+    ] = None,
+    load_model: Annotated[str | None, typer.Option("--load-model", metavar="closed|open")] = None,
+    rate: Annotated[
+        str | None, typer.Option("--rate", "-r", metavar="PER_S", help="Open model: the rate (one).")
+    ] = None,
+    scenario_option: Annotated[
+        list[str] | None, typer.Option("--scenario-option", "-O", metavar="KEY=VALUE", help="A scenario parameter.")
+    ] = None,
+    pin_cpus: Annotated[bool | None, typer.Option("--pin-cpus/--no-pin-cpus")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML file with sweep settings.")] = None,
+    from_run: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--from-run", metavar="RUN", help="Recommend from these finished runs instead of measuring (repeatable)."
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", envvar="DATABASE_URL", show_envvar=True, help="Use this PostgreSQL.")
+    ] = None,
+    mysql_url: Annotated[str | None, typer.Option("--mysql-url", envvar="MYSQL_URL", show_envvar=True)] = None,
+    mongo_url: Annotated[str | None, typer.Option("--mongo-url", envvar="MONGO_URL", show_envvar=True)] = None,
+    redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="REDIS_URL", show_envvar=True)] = None,
+    results_dir: ResultsDir = Path("results"),
+    run_id: Annotated[
+        str | None, typer.Option("--run-id", help="Name of the (first) run folder; later rounds add -r2, -r3 ...")
+    ] = None,
+) -> None:
+    """Recommend the smallest pool_size/max_overflow that meets a latency SLO at (nearly) the best throughput."""
+    objective = parse_slo(slo)
+    error_limit = float(_parse_number(max_error_rate, "--max-error-rate", float, 0) or 0)
+    if from_run:
+        folders = [open_run(results_dir, name) for name in _split(from_run) or []]
+        users_value = _parse_number(users, "--users", int, 1)
+        recommendation, points = tune_from_runs(
+            folders, variant, objective, error_limit, users=int(users_value) if users_value is not None else None
+        )
+        written = write_tune_report(folders[0], recommendation, points)
+    else:
+        spec = plan_tune_sweep(
+            variant,
+            adaptive=adaptive,
+            config_file=config,
+            settings={  # as text: SweepSpec validates, and errors name the option
+                "pool_sizes": _split(pool_size),
+                "max_overflows": _split(max_overflow),
+                "users": [users] if users is not None else None,
+                "scenario": scenario,
+                "warmup_s": warmup,
+                "duration_s": duration,
+                "repeat": repeat,
+                "dataset_rows": rows,
+                "thread_tokens": _split(thread_tokens),
+                "load_model": load_model,
+                "rates": [rate] if rate is not None else None,
+                "scenario_options": parse_scenario_options(scenario_option),
+                "pin_cpus": pin_cpus,
+            },
+        )
+        options = TuneOptions(
+            variant=variant,
+            slo=objective,
+            spec=spec,
+            database_urls={
+                "postgresql": database_url or None,
+                "mysql": mysql_url or None,
+                "mongodb": mongo_url or None,
+                "redis": redis_url or None,
+            },
+            results_dir=results_dir,
+            argv=sys.argv,
+            max_error_rate=error_limit,
+            adaptive=adaptive,
+            max_rounds=int(_parse_number(max_rounds, "--max-rounds", int, 1) or 1),
+            run_id=run_id,
+        )
+        observer = _ProgressObserver()
+        try:
+            folder, recommendation = run_tune(options, observer)
+        except KeyboardInterrupt:
+            observer.stop()
+            where = f" run {observer.run_id} is marked incomplete;" if observer.run_id else ""
+            err_console.print(f"interrupted:{where} every process the harness started has been stopped", soft_wrap=True)
+            raise typer.Exit(130) from None
+        finally:
+            observer.stop()
+        written = [folder.report_dir / "tune.json", folder.report_dir / "tune.md"]
+    console.print(recommendation_text(recommendation), markup=False, highlight=False, soft_wrap=True)
+    for path in written:
+        console.print(f"wrote {path}")
+
+
 @app.command("list")
 def list_command(results_dir: ResultsDir = Path("results")) -> None:
-    """List the runs in the results folder."""
+    """List the runs in the results folder: status, scenario, load model, variants, points, date, databases."""
+    from bench.show import runs_table  # noqa: PLC0415
+
     runs = list_runs(results_dir)
     if not runs:
         console.print(f"no runs in {results_dir}")
         return
-    table = Table("run", "status", "started", "variants", "points ok/failed/planned", "database")
-    for run_record in runs:
-        variants = ", ".join(run_record.sweep.get("variants", []))
-        points = f"{run_record.points_ok}/{run_record.points_failed}/{run_record.points_planned}"
-        database = ", ".join(d.label for d in run_record.databases.values()) or "–"
-        table.add_row(run_record.run_id, run_record.status, run_record.created_at, variants, points, database)
-    console.print(table)
+    console.print(runs_table(runs))
 
 
 @app.command("variants")

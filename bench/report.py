@@ -15,10 +15,10 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
+from matplotlib.figure import Figure
 
 from apps.catalog import all_variants
 from bench.environment import machine_label
@@ -349,7 +349,9 @@ def draw_why_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path
     written: list[Path] = []
     if not any(c.pool_wait_ms_p99 is not None or c.loop_lag_ms_p99 is not None for c in cells):
         return written
-    settings = sorted({(c.pool_size, c.max_overflow) for c in cells if c.pool_size is not None})
+    settings: list[tuple[int | None, int | None]] = sorted(
+        {(c.pool_size, c.max_overflow) for c in cells if c.pool_size is not None}, key=lambda s: (s[0] or 0, s[1] or 0)
+    )
     if len(settings) > MAX_BAR_CHART_SETTINGS:
         return written
     for view, (pool_size, max_overflow) in (
