@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,7 @@ from bench.slo import parse_slo
 from bench.tune import (
     TuneOptions,
     plan_tune_sweep,
+    recommendation_html,
     recommendation_text,
     run_tune,
     tune_from_runs,
@@ -336,11 +338,12 @@ def calibrate_command(
         console.print(f"Locust reaches {result.locust_to_wrk:.2f}x wrk's throughput here")
 
 
-def _write_reports(folder: RunFolder) -> list[Path]:
+def _write_reports(folder: RunFolder, extra_sections: Sequence[tuple[str, str]] = ()) -> list[Path]:
     """Charts and summary.md, then the self-contained index.html and findings.md beside them."""
     written = write_report(folder)
     charts = [path for path in written if path.suffix == ".png"]
-    return [*written, write_html_report(folder, charts), write_findings(folder, folder.report_dir / "findings.md")]
+    findings = write_findings(folder, folder.report_dir / "findings.md")
+    return [*written, write_html_report(folder, charts, extra_sections), findings]
 
 
 @app.command("report")
@@ -550,6 +553,7 @@ def tune_command(
         finally:
             observer.stop()
         written = [folder.report_dir / "tune.json", folder.report_dir / "tune.md"]
+        written += _write_reports(folder, [("Pool recommendation", recommendation_html(recommendation))])
     console.print(recommendation_text(recommendation), markup=False, highlight=False, soft_wrap=True)
     for path in written:
         console.print(f"wrote {path}")
