@@ -21,6 +21,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from apps.catalog import all_variants
+from bench.charts import draw_catalogue
 from bench.environment import machine_label
 from bench.records import PointRecord, RunRecord
 from bench.results import RunFolder, write_atomic
@@ -493,7 +494,7 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
 
 
 def write_report(folder: RunFolder) -> list[Path]:
-    """Draw the charts and the summary into <run>/report/; returns the files written."""
+    """Draw the charts (PNG and SVG) and the summary into <run>/report/; returns the files written."""
     run = folder.load_run()
     points = folder.load_points()
     cells = aggregate(points)
@@ -508,6 +509,8 @@ def write_report(folder: RunFolder) -> list[Path]:
         if cells
         else []
     )
+    catalogue = draw_catalogue(run, points, out_dir) if cells else []
+    charts += [path for path in catalogue if path.suffix == ".png"]  # summary.md and index.html link the PNGs
     summary_path = out_dir / "summary.md"
     write_atomic(summary_path, summary_markdown(run, points, cells, charts))
     return [*charts, summary_path]
