@@ -1,4 +1,23 @@
-"""The HTTP contract every variant implements: models, routes, status codes, /health and start-up."""
+"""The HTTP contract every variant implements: models, routes, status codes, /health, /metrics and start-up.
+
+`GET /items/{item_id}/slow?wait_ms=50` is the io_wait route: the request holds ONE pool connection while the
+*database* waits `wait_ms` (0..10000), then reads the item like `GET /items/{item_id}` (404 when missing).
+It shows what a slow query does to pools, threads and the event loop. Where the database waits, per backend
+(each variant reports its own way in /health's `db_wait`):
+
+| backend           | how the wait happens                                                                  |
+|-------------------|---------------------------------------------------------------------------------------|
+| PostgreSQL        | `SELECT pg_sleep(s)` on the server, then the read on the same connection              |
+| MySQL / MariaDB   | `SELECT SLEEP(s)` on the server, then the read on the same connection (one session)   |
+| Redis             | `XREAD BLOCK ms` on a stream nothing writes to: the server parks the connection; Redis |
+|                   | rounds a block up to its next `hz` tick (100 ms at the default hz 10)                 |
+| MongoDB           | a tailable awaitData cursor on a capped collection nothing writes to: the server holds |
+|                   | the getMore for maxAwaitTimeMS; the drivers check out a connection per operation, so   |
+|                   | the read after it takes a connection again (usually the same one)                     |
+| memory            | `asyncio.sleep` in the app (there is no database)                                     |
+
+`GET /metrics` is apps/telemetry.py's contract: pool checkouts and waits, event-loop lag, busy threads.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +35,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from apps import telemetry
 from apps.catalog import VariantSpec
 from apps.pooling import DriverPool
 from apps.settings import AppSettings, StartupError, load_settings
 from bench.urls import mask_url
 
 LIST_LIMIT_DEFAULT = 20
+WAIT_MS_DEFAULT = 50
+WAIT_MS_MAX = 10_000
 LIST_LIMIT_MAX = 100
 ITEM_NOT_FOUND = "item not found"
 # Bounds of the SQL column types, enforced here so that out-of-range input is a 422 on every backend
@@ -32,6 +54,7 @@ INTEGER_MAX = 2**31 - 1
 ItemId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 Limit = Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)]
 Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX)]
+WaitMs = Annotated[int, Query(ge=0, le=WAIT_MS_MAX, description="how long the database waits, in ms")]
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Description = Annotated[str, Field(max_length=2000)]
@@ -93,6 +116,7 @@ class HealthConfig(BaseModel):
     pool_pre_ping: bool
     thread_tokens: int
     database_url: str | None
+    telemetry: bool
     # The pool_size/max_overflow above, translated into this driver's own knobs (see apps/pooling.py).
     driver_pool: dict[str, int | float] | None = None
 
@@ -106,6 +130,7 @@ class HealthResponse(BaseModel):
     mode: str
     driver: str
     pooled: bool
+    db_wait: str  # how GET /items/{item_id}/slow waits on this variant (see the module docstring)
     config: HealthConfig
 
 
@@ -132,18 +157,24 @@ def create_app(
     list_items: Handler,
     update_item: Handler,
     delete_item: Handler,
+    read_item_slow: Handler,
+    db_wait: str,
     driver_pool: Callable[[AppSettings], DriverPool] | None = None,
 ) -> FastAPI:
     """Mount a variant's handlers on the contract's routes; `lifespan` opens what the handlers need;
-    `driver_pool` tells /health how this driver's pool knobs were set (apps/pooling.py)."""
+    `db_wait` says how `read_item_slow` waits; `driver_pool` tells /health how this driver's pool knobs were
+    set (apps/pooling.py)."""
     name = module_name.rpartition(".")[2]
     app = FastAPI(title=f"item service ({name})", lifespan=_with_settings(name, lifespan))
     app.add_middleware(_OneLineStartupFailure)
     app.add_exception_handler(RequestValidationError, _unprocessable)
-    app.add_api_route("/health", _health(name, variant, driver_pool), methods=["GET"], response_model=HealthResponse)
+    health = _health(name, variant, db_wait, driver_pool)
+    app.add_api_route("/health", health, methods=["GET"], response_model=HealthResponse)
+    app.add_api_route("/metrics", telemetry.metrics_route(name), methods=["GET"])
     app.add_api_route("/items", create_item, methods=["POST"], status_code=201, response_model=ItemResponse)
     app.add_api_route("/items", list_items, methods=["GET"], response_model=list[ItemResponse])
     app.add_api_route("/items/{item_id}", read_item, methods=["GET"], response_model=ItemResponse)
+    app.add_api_route("/items/{item_id}/slow", read_item_slow, methods=["GET"], response_model=ItemResponse)
     app.add_api_route("/items/{item_id}", update_item, methods=["PUT"], response_model=ItemResponse)
     app.add_api_route("/items/{item_id}", delete_item, methods=["DELETE"], status_code=204, response_class=Response)
     return app
@@ -181,6 +212,8 @@ def _with_settings(name: str, lifespan: Lifespan) -> Lifespan:
                     password = _password(settings.database_url)
                 app.state.settings = settings
                 current_default_thread_limiter().total_tokens = settings.thread_tokens
+                # Before the variant's lifespan, which registers its pool hooks with it.
+                await stack.enter_async_context(telemetry.running(app, settings))
                 await stack.enter_async_context(lifespan(app))
             except Exception as exc:
                 error = StartupError(f"{name} could not start{database}: {_one_line(exc, password)}")
@@ -231,7 +264,7 @@ class _OneLineStartupFailure:
 
 
 def _health(
-    name: str, variant: VariantSpec, driver_pool: Callable[[AppSettings], DriverPool] | None
+    name: str, variant: VariantSpec, db_wait: str, driver_pool: Callable[[AppSettings], DriverPool] | None
 ) -> Callable[[Request], Awaitable[HealthResponse]]:
     async def health(request: Request) -> HealthResponse:
         settings: AppSettings = request.app.state.settings
@@ -239,6 +272,7 @@ def _health(
         return HealthResponse(
             variant=name,
             **variant,
+            db_wait=db_wait,
             config=HealthConfig(
                 pool_size=settings.pool_size,
                 max_overflow=settings.max_overflow,
@@ -247,6 +281,7 @@ def _health(
                 # Read back from anyio rather than settings, so /health shows the limit actually in force.
                 thread_tokens=int(current_default_thread_limiter().total_tokens),
                 database_url=None if url is None else mask_url(url),
+                telemetry=settings.telemetry,
                 driver_pool=None if driver_pool is None else driver_pool(settings),
             ),
         )

@@ -1,7 +1,11 @@
-"""No database: items in a dict, the baseline for what FastAPI alone costs; `async def` routes."""
+"""No database: items in a dict, the baseline for what FastAPI alone costs; `async def` routes.
+
+GET /items/{item_id}/slow waits with `asyncio.sleep` in the app: there is no database, and no pool.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from itertools import count, islice
@@ -12,12 +16,14 @@ from fastapi import Depends, FastAPI, Request
 from apps.catalog import VariantSpec
 from apps.contract import (
     LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
     ItemCreate,
     ItemId,
     ItemResponse,
     ItemUpdate,
     Limit,
     Offset,
+    WaitMs,
     create_app,
     or_404,
 )
@@ -64,6 +70,11 @@ async def read_item(store: StoreDep, item_id: ItemId) -> ItemResponse:
     return or_404(store.items.get(item_id))
 
 
+async def read_item_slow(store: StoreDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemResponse:
+    await asyncio.sleep(wait_ms / 1000)
+    return or_404(store.items.get(item_id))
+
+
 async def list_items(store: StoreDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
     # Clamped because islice refuses stops beyond sys.maxsize, which offset + limit may pass.
     start = min(offset, len(store.items))
@@ -89,4 +100,6 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    read_item_slow=read_item_slow,
+    db_wait="asyncio.sleep in the app (no database)",
 )

@@ -13,23 +13,31 @@ from pymongo.database import Database
 from apps.catalog import VariantSpec
 from apps.contract import (
     LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
     ItemCreate,
     ItemId,
     ItemResponse,
     ItemUpdate,
     Limit,
     Offset,
+    WaitMs,
     create_app,
     or_404,
 )
 from apps.mongo_items import (
     BY_ID,
     COUNTERS_COLLECTION,
+    DB_WAIT,
     DEFAULT_DATABASE,
     ITEM_INDEXES,
     ITEMS_COLLECTION,
+    KEEP_ANCHOR,
     NEXT_ID_FILTER,
     NEXT_ID_UPDATE,
+    WAIT_ANCHOR,
+    WAIT_COLLECTION,
+    WAIT_COLLECTION_OPTIONS,
+    WAIT_QUERY,
     Document,
     client_options,
     counter_at_least,
@@ -38,9 +46,11 @@ from apps.mongo_items import (
     set_changes,
     startup_errors,
     to_item,
+    unless_it_exists,
 )
 from apps.pooling import mongo_pool
 from apps.settings import AppSettings
+from apps.telemetry_mongo import pool_listeners
 
 VARIANT: VariantSpec = {"backend": "mongodb", "mode": "blocking", "driver": "pymongo", "pooled": True}
 
@@ -53,7 +63,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AppSettings = app.state.settings
     url = database_url(settings)
     with startup_errors(url):
-        client: MongoClient[Document] = MongoClient(url, **client_options(settings, url))
+        client: MongoClient[Document] = MongoClient(
+            url, **client_options(settings, url), event_listeners=pool_listeners(app)
+        )
     try:
         with startup_errors(url):
             app.state.database = prepare_database(client)
@@ -69,6 +81,9 @@ def prepare_database(client: MongoClient[Document]) -> Database[Document]:
     db[ITEMS_COLLECTION].create_indexes(ITEM_INDEXES)
     last_item = db[ITEMS_COLLECTION].find_one({}, {"_id": True}, sort=[("_id", DESCENDING)])
     db[COUNTERS_COLLECTION].update_one(NEXT_ID_FILTER, counter_at_least(last_item), upsert=True)
+    with unless_it_exists():
+        db.create_collection(WAIT_COLLECTION, **WAIT_COLLECTION_OPTIONS)
+    db[WAIT_COLLECTION].update_one(WAIT_ANCHOR, KEEP_ANCHOR, upsert=True)
     return db
 
 
@@ -90,6 +105,14 @@ async def create_item(db: DatabaseDep, item: ItemCreate) -> ItemResponse:
 
 
 async def read_item(db: DatabaseDep, item_id: ItemId) -> ItemResponse:
+    return to_item(or_404(db[ITEMS_COLLECTION].find_one({"_id": item_id})))
+
+
+async def read_item_slow(db: DatabaseDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemResponse:
+    if wait_ms:  # maxAwaitTimeMS 0 is not "no wait" everywhere
+        with db[WAIT_COLLECTION].find(**WAIT_QUERY).max_await_time_ms(wait_ms) as cursor:
+            next(cursor, None)  # the find: answered at once, leaving the cursor open at the end
+            next(cursor, None)  # the getMore: the server holds it wait_ms for a document that never comes
     return to_item(or_404(db[ITEMS_COLLECTION].find_one({"_id": item_id})))
 
 
@@ -118,5 +141,7 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    read_item_slow=read_item_slow,
+    db_wait=DB_WAIT,
     driver_pool=mongo_pool,
 )

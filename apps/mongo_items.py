@@ -1,4 +1,14 @@
-"""What the MongoDB variants share that does no I/O of its own: URL, client options, documents, errors."""
+"""What the MongoDB variants share that does no I/O of its own: URL, client options, documents, errors.
+
+GET /items/{item_id}/slow makes the server wait with a tailable awaitData cursor on the capped collection
+`bench_wait`, which holds one anchor document and to which nothing else is ever written: the find answers at
+once, and the getMore after it is held by the server for maxAwaitTimeMS (wait_ms) waiting for a document that
+never comes, holding its pooled connection meanwhile. This works on mongod and on the secantusdb surrogate,
+which has neither `$where`/`$function` nor a `sleep` command (its failCommand blockTimeMS would stall every
+client, not one request). Unlike SQL, the drivers check out a connection per operation, so the read after the
+wait checks one out again (the pool is LIFO: usually the same one). maxAwaitTimeMS 0 is not "no wait" on every
+server, so wait_ms=0 skips the cursor.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +18,8 @@ from contextlib import contextmanager
 from typing import Any, Final, TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pymongo import ASCENDING, IndexModel
-from pymongo.errors import OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo import ASCENDING, CursorType, IndexModel
+from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from apps.contract import ItemCreate, ItemResponse, ItemUpdate
 from apps.pooling import max_connections
@@ -31,6 +41,16 @@ NEXT_ID_UPDATE: Final[Document] = {"$inc": {"seq": 1}}
 ITEM_INDEXES: Final = [IndexModel([("name", ASCENDING)], name=f"ix_{ITEMS_COLLECTION}_name")]
 BY_ID: Final = [("_id", ASCENDING)]
 _FIELDS: Final = ("name", "description", "price", "quantity")
+
+# The io_wait route's capped collection; a tailable cursor on an empty collection dies at once, hence the anchor.
+WAIT_COLLECTION: Final = "bench_wait"
+WAIT_COLLECTION_OPTIONS: Final[Document] = {"capped": True, "size": 4096, "max": 1}
+WAIT_ANCHOR: Final[Document] = {"_id": "anchor"}
+KEEP_ANCHOR: Final[Document] = {"$setOnInsert": {"anchor": True}}
+# find() arguments: matches nothing, so the getMore always waits its full maxAwaitTimeMS.
+WAIT_QUERY: Final[Document] = {"filter": {"never": True}, "cursor_type": CursorType.TAILABLE_AWAIT}
+DB_WAIT: Final = "a tailable awaitData getMore held by the server (maxAwaitTimeMS) on a capped collection"
+_NAMESPACE_EXISTS: Final = 48
 
 # Without a limit an unreachable server makes start-up wait 30 s (pymongo's default) before failing.
 CONNECT_TIMEOUT_S: Final = 10
@@ -132,6 +152,18 @@ def scrub(text: str, url: str) -> str:
         for variant in sorted({password, unquote(password)}, key=len, reverse=True):
             text = text.replace(variant, "***")
     return mask_url(text)
+
+
+@contextmanager
+def unless_it_exists() -> Iterator[None]:
+    """Create a collection unless another worker just did (the losing create fails, with either error)."""
+    try:
+        yield
+    except CollectionInvalid:
+        pass
+    except OperationFailure as error:
+        if error.code != _NAMESPACE_EXISTS:
+            raise
 
 
 @contextmanager

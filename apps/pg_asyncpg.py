@@ -11,13 +11,26 @@ from asyncpg.pool import PoolConnectionProxy
 from fastapi import Depends, FastAPI, Request
 
 from apps.catalog import VariantSpec
-from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemUpdate,
+    Limit,
+    Offset,
+    WaitMs,
+    create_app,
+    or_404,
+)
 from apps.pg_raw import (
+    DB_WAIT,
     DELETE_ITEM,
     INSERT_ITEM,
     LIST_ITEMS,
     PREPARE_DATABASE,
     SELECT_ITEM,
+    WAIT_IN_DATABASE,
     ItemDict,
     insert_args,
     postgres_dsn,
@@ -27,6 +40,7 @@ from apps.pg_raw import (
 from apps.pooling import max_connections, min_max_pool
 from apps.settings import AppSettings, StartupError
 from apps.sqla import CONNECT_TIMEOUT_S
+from apps.telemetry_asyncpg import Acquire, instrumented_acquire
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "async", "driver": "asyncpg", "pooled": True}
 
@@ -52,6 +66,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             for statement in PREPARE_DATABASE:
                 await conn.execute(statement)
         app.state.pool = pool
+        app.state.acquire = instrumented_acquire(app, pool)
         yield
     finally:
         await pool.close()
@@ -64,9 +79,9 @@ async def ping(conn: PoolConnectionProxy) -> None:
 
 
 async def get_connection(request: Request) -> AsyncIterator[PoolConnectionProxy]:
-    pool: asyncpg.Pool = request.app.state.pool
+    acquire: Acquire = request.app.state.acquire  # pool.acquire, timed when /metrics telemetry is on
     settings: AppSettings = request.app.state.settings
-    async with pool.acquire(timeout=settings.pool_timeout_s) as conn:
+    async with acquire(timeout=settings.pool_timeout_s) as conn:
         yield conn
 
 
@@ -79,6 +94,11 @@ async def create_item(conn: ConnectionDep, item: ItemCreate) -> ItemDict:
 
 
 async def read_item(conn: ConnectionDep, item_id: ItemId) -> ItemDict:
+    return dict(or_404(await conn.fetchrow(SELECT_ITEM, item_id)))
+
+
+async def read_item_slow(conn: ConnectionDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemDict:
+    await conn.execute(WAIT_IN_DATABASE, wait_ms / 1000)
     return dict(or_404(await conn.fetchrow(SELECT_ITEM, item_id)))
 
 
@@ -104,5 +124,7 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    read_item_slow=read_item_slow,
+    db_wait=DB_WAIT,
     driver_pool=min_max_pool,
 )

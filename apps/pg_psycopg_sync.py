@@ -12,13 +12,26 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
 
 from apps.catalog import VariantSpec
-from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemUpdate,
+    Limit,
+    Offset,
+    WaitMs,
+    create_app,
+    or_404,
+)
 from apps.pg_raw import (
+    DB_WAIT,
     DELETE_ITEM,
     INSERT_ITEM,
     LIST_ITEMS,
     PREPARE_DATABASE,
     SELECT_ITEM,
+    WAIT_IN_DATABASE,
     ItemDict,
     insert_args,
     postgres_dsn,
@@ -29,6 +42,7 @@ from apps.pg_raw import (
 from apps.pooling import max_connections, min_max_pool
 from apps.settings import AppSettings
 from apps.sqla import CONNECT_TIMEOUT_S
+from apps.telemetry_psycopg import pool_class
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "sync", "driver": "psycopg", "pooled": True}
 
@@ -42,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     with Connection[DictRow].connect(dsn, **options) as conn, conn.transaction():
         for statement in PREPARE_DATABASE:
             conn.execute(statement)
-    pool = ConnectionPool(
+    pool = pool_class(app, ConnectionPool)(
         dsn,
         connection_class=Connection[DictRow],
         kwargs=options,
@@ -80,6 +94,12 @@ def read_item(conn: ConnectionDep, item_id: ItemId) -> ItemDict:
     return or_404(cursor.fetchone())
 
 
+def read_item_slow(conn: ConnectionDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemDict:
+    conn.execute(WAIT_IN_DATABASE, (wait_ms / 1000,))
+    cursor = conn.execute(SELECT_ITEM, (item_id,))
+    return or_404(cursor.fetchone())
+
+
 def list_items(conn: ConnectionDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemDict]:
     cursor = conn.execute(LIST_ITEMS, (limit, offset))
     return cursor.fetchall()
@@ -105,5 +125,7 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    read_item_slow=read_item_slow,
+    db_wait=DB_WAIT,
     driver_pool=min_max_pool,
 )

@@ -1,4 +1,8 @@
-"""What the raw-driver PostgreSQL variants share that does no I/O: the URL, the SQL text and the row shape."""
+"""What the raw-driver PostgreSQL variants share that does no I/O: the URL, the SQL text and the row shape.
+
+GET /items/{item_id}/slow runs WAIT_IN_DATABASE (`SELECT pg_sleep($1)`, in seconds) and then SELECT_ITEM on the
+one connection the request checked out, so the connection is held while the server sleeps.
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,8 @@ INSERT_ITEM = (
 )
 SELECT_ITEM = f"SELECT {_COLUMNS} FROM {ITEMS_TABLE} WHERE id = $1"
 LIST_ITEMS = f"SELECT {_COLUMNS} FROM {ITEMS_TABLE} ORDER BY id LIMIT $1 OFFSET $2"
+WAIT_IN_DATABASE = "SELECT pg_sleep($1)"
+DB_WAIT = "pg_sleep on the server, on the request's connection"
 DELETE_ITEM = f"DELETE FROM {ITEMS_TABLE} WHERE id = $1 RETURNING id"
 # Only these names ever reach the SQL text; the values always travel as parameters.
 _UPDATABLE_COLUMNS = tuple(column.name for column in ItemRow.__table__.columns if not column.primary_key)

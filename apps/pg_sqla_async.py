@@ -9,13 +9,26 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from apps.catalog import VariantSpec
-from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemUpdate,
+    Limit,
+    Offset,
+    WaitMs,
+    create_app,
+    or_404,
+)
 from apps.pooling import sqlalchemy_pool
 from apps.schema import ItemRow
 from apps.settings import AppSettings
-from apps.sqla import Driver, apply_update, database_url, engine_options, prepare_database
+from apps.sqla import Driver, apply_update, database_url, db_wait, engine_options, prepare_database, wait_in_database
+from apps.telemetry_sqla import pool_class
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "async", "driver": "sqlalchemy+asyncpg", "pooled": True}
 
@@ -24,7 +37,7 @@ VARIANT: VariantSpec = {"backend": "postgresql", "mode": "async", "driver": "sql
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AppSettings = app.state.settings
     url = database_url(settings, app.state.driver)
-    engine = create_async_engine(url, **engine_options(settings, url))
+    engine = create_async_engine(url, poolclass=pool_class(app, AsyncAdaptedQueuePool), **engine_options(settings, url))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(prepare_database)
@@ -51,6 +64,11 @@ async def create_item(session: SessionDep, item: ItemCreate) -> ItemRow:
 
 
 async def read_item(session: SessionDep, item_id: ItemId) -> ItemRow:
+    return or_404(await session.get(ItemRow, item_id))
+
+
+async def read_item_slow(session: SessionDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemRow:
+    await session.execute(wait_in_database(session.get_bind(), wait_ms))
     return or_404(await session.get(ItemRow, item_id))
 
 
@@ -83,6 +101,8 @@ def build_app(module_name: str, variant: VariantSpec, driver: Driver) -> FastAPI
         list_items=list_items,
         update_item=update_item,
         delete_item=delete_item,
+        read_item_slow=read_item_slow,
+        db_wait=db_wait(driver),
         driver_pool=sqlalchemy_pool,
     )
     built.state.driver = driver

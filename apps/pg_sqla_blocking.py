@@ -9,13 +9,26 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 from apps.catalog import VariantSpec
-from apps.contract import LIST_LIMIT_DEFAULT, ItemCreate, ItemId, ItemUpdate, Limit, Offset, create_app, or_404
+from apps.contract import (
+    LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
+    ItemCreate,
+    ItemId,
+    ItemUpdate,
+    Limit,
+    Offset,
+    WaitMs,
+    create_app,
+    or_404,
+)
 from apps.pooling import sqlalchemy_pool
 from apps.schema import ItemRow
 from apps.settings import AppSettings
-from apps.sqla import apply_update, database_url, engine_options, prepare_database
+from apps.sqla import apply_update, database_url, db_wait, engine_options, prepare_database, wait_in_database
+from apps.telemetry_sqla import pool_class
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "blocking", "driver": "sqlalchemy+psycopg", "pooled": True}
 
@@ -27,7 +40,7 @@ VARIANT: VariantSpec = {"backend": "postgresql", "mode": "blocking", "driver": "
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AppSettings = app.state.settings
     url = database_url(settings, "psycopg")
-    engine = create_engine(url, **engine_options(settings, url))
+    engine = create_engine(url, poolclass=pool_class(app, QueuePool), **engine_options(settings, url))
     try:
         with engine.begin() as connection:
             prepare_database(connection)
@@ -54,6 +67,11 @@ async def create_item(session: SessionDep, item: ItemCreate) -> ItemRow:
 
 
 async def read_item(session: SessionDep, item_id: ItemId) -> ItemRow:
+    return or_404(session.get(ItemRow, item_id))
+
+
+async def read_item_slow(session: SessionDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemRow:
+    session.execute(wait_in_database(session.get_bind(), wait_ms))
     return or_404(session.get(ItemRow, item_id))
 
 
@@ -84,5 +102,7 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    read_item_slow=read_item_slow,
+    db_wait=db_wait("psycopg"),
     driver_pool=sqlalchemy_pool,
 )

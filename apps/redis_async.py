@@ -13,20 +13,24 @@ from redis.commands.core import AsyncScript
 from apps.catalog import VariantSpec
 from apps.contract import (
     LIST_LIMIT_DEFAULT,
+    WAIT_MS_DEFAULT,
     ItemCreate,
     ItemId,
     ItemResponse,
     ItemUpdate,
     Limit,
     Offset,
+    WaitMs,
     create_app,
     or_404,
 )
 from apps.pooling import redis_pool
 from apps.redis_items import (
+    DB_WAIT,
     NEXT_ID_KEY,
     ORDER_KEY,
     UPDATE_ITEM_LUA,
+    WAIT_STREAM,
     index_range,
     item_from_hash,
     item_from_pairs,
@@ -38,6 +42,7 @@ from apps.redis_items import (
     update_args,
 )
 from apps.settings import AppSettings
+from apps.telemetry_redis import pool_class
 
 VARIANT: VariantSpec = {"backend": "redis", "mode": "async", "driver": "redis.asyncio", "pooled": True}
 
@@ -45,7 +50,7 @@ VARIANT: VariantSpec = {"backend": "redis", "mode": "async", "driver": "redis.as
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: AppSettings = app.state.settings
-    pool = BlockingConnectionPool.from_url(redis_url(settings), **pool_options(settings))
+    pool = pool_class(app, BlockingConnectionPool).from_url(redis_url(settings), **pool_options(settings))
     client = Redis.from_pool(pool)  # the client owns the pool: closing it closes the pool's connections
     try:
         await client.ping()  # fail fast on a bad URL
@@ -83,6 +88,15 @@ async def read_item(client: RedisDep, item_id: ItemId) -> ItemResponse:
     return or_404(item_from_hash(item_id, await client.hgetall(item_key(item_id))))
 
 
+async def read_item_slow(client: RedisDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemResponse:
+    async with client.pipeline(transaction=False) as pipe:  # one connection: the server's wait, then the read
+        if wait_ms:  # BLOCK 0 would wait forever
+            pipe.xread({WAIT_STREAM: "$"}, block=wait_ms)
+        pipe.hgetall(item_key(item_id))
+        *_, stored = await pipe.execute()
+    return or_404(item_from_hash(item_id, stored))
+
+
 async def list_items(client: RedisDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
     ids = item_ids(await client.zrange(ORDER_KEY, *index_range(limit, offset)))
     async with client.pipeline(transaction=False) as pipe:  # one round trip for the whole page
@@ -116,5 +130,7 @@ app = create_app(
     list_items=list_items,
     update_item=update_item,
     delete_item=delete_item,
+    read_item_slow=read_item_slow,
+    db_wait=DB_WAIT,
     driver_pool=redis_pool,
 )

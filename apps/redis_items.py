@@ -6,6 +6,15 @@ description is a missing field, so it stays distinct from "". `bench:items` is a
 (score = id) that gives listing its order, and `bench:item:next_id` is the counter INCR hands ids out from.
 Every write is atomic: create and delete are MULTI/EXEC transactions, update is UPDATE_ITEM_LUA. The harness
 seeds the same keys (bench/databases/redis.py).
+
+GET /items/{item_id}/slow sends `XREAD BLOCK wait_ms STREAMS bench:wait:never $` and then the HGETALL in one
+pipeline, so both run on one pooled connection: Redis parks that connection on a stream nothing ever writes
+to until the block times out, then answers the read. XREAD rather than BLPOP because its timeout is whole
+milliseconds: BLPOP's is fractional seconds, and before Redis 7.0.8 a timeout under 1 ms could round to 0,
+which blocks forever (redis/redis#11687). Either way Redis only checks blocked clients' timeouts on its
+`hz` tick (measured on Redis 7.0.15 with the default hz 10: a 5 ms and a 50 ms block both took 100 ms, a
+120 ms block 201 ms), so a wait is rounded up to the next 1000/hz ms; `hz 100` gives 10 ms steps. BLOCK 0
+means "forever", so wait_ms=0 sends no XREAD at all.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ ITEM_KEY_PREFIX = "bench:item:"
 NEXT_ID_KEY = "bench:item:next_id"
 ORDER_KEY = "bench:items"
 URL_SCHEMES = ("redis", "rediss")
+WAIT_STREAM = "bench:wait:never"  # nothing writes to it, so XREAD BLOCK always waits its full timeout
+DB_WAIT = "XREAD BLOCK on the server (a stream nothing writes to), rounded up to Redis's hz tick"
 # Without a limit an unreachable host makes start-up hang instead of failing.
 CONNECT_TIMEOUT_S = 10
 

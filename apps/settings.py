@@ -28,6 +28,9 @@ class AppSettings(BaseSettings):
     thread_tokens: int = Field(default=40, ge=1)
     # Only the in-memory variant reads this; the databases are seeded by the harness.
     dataset_rows: int = Field(default=DEFAULT_ROWS, ge=0)
+    # /metrics instrumentation (pool checkout timing, event-loop lag); off installs none of it, which is how
+    # the harness measures what it costs.
+    telemetry: bool = True
 
 
 def load_settings() -> AppSettings:

@@ -1,4 +1,8 @@
-"""What the SQLAlchemy variants share that does no I/O of its own: URL, engine options, schema, updates."""
+"""What the SQLAlchemy variants share that does no I/O of its own: URL, engine options, schema, updates,
+and the statement with which GET /items/{item_id}/slow makes the database wait: `SELECT pg_sleep(s)` on
+PostgreSQL, `SELECT SLEEP(s)` on MySQL/MariaDB, run in the request's session, so the read that follows uses
+the same connection.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Literal, NamedTuple, TypedDict
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -30,6 +34,13 @@ _DRIVERS: dict[str, _DriverInfo] = {
     "asyncpg": _DriverInfo("postgresql", _POSTGRESQL, "timeout"),
     "pymysql": _DriverInfo("mysql", _MYSQL, "connect_timeout"),
     "aiomysql": _DriverInfo("mysql", _MYSQL, "connect_timeout"),
+}
+
+# The io_wait route's statement per dialect, and what /health says about it.
+_WAIT_SQL = {"postgresql": "SELECT pg_sleep(:seconds)", "mysql": "SELECT SLEEP(:seconds)"}
+_DB_WAITS = {
+    "postgresql": "pg_sleep on the server, in the request's session",
+    "mysql": "SLEEP() on the server, in the request's session",
 }
 
 # Without a limit an unreachable host makes start-up hang for minutes instead of failing.
@@ -61,6 +72,15 @@ def database_url(settings: AppSettings, driver: Driver) -> URL:
     if url.get_backend_name() not in info.schemes:
         raise StartupError(f"BENCH_DATABASE_URL must be {wanted}, not {url.drivername}://")
     return url.set(drivername=f"{info.dialect}+{driver}")
+
+
+def db_wait(driver: Driver) -> str:
+    return _DB_WAITS[_DRIVERS[driver].dialect]
+
+
+def wait_in_database(bind: Engine | Connection, wait_ms: int) -> TextClause:
+    """The statement that makes the database itself wait wait_ms, holding the connection it runs on."""
+    return text(_WAIT_SQL[bind.dialect.name]).bindparams(seconds=wait_ms / 1000)
 
 
 def engine_options(settings: AppSettings, url: URL) -> EngineOptions:

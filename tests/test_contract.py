@@ -55,7 +55,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 @pytest.fixture
 def app_env(variant: VariantInfo, request: pytest.FixtureRequest, clean_env: pytest.MonkeyPatch) -> dict[str, str]:
     """The variant's BENCH_* environment."""
-    env = APP_ENV | request.getfixturevalue(BACKEND_FIXTURES[variant.backend])
+    env: dict[str, str] = APP_ENV | request.getfixturevalue(BACKEND_FIXTURES[variant.backend])
     for name, value in env.items():
         clean_env.setenv(name, value)
     return env
@@ -297,6 +297,8 @@ def test_health_reports_the_variant_and_its_settings(
         assert most == 5, driver_pool
     else:
         assert driver_pool is None
+    db_wait = body.pop("db_wait")  # each variant words it its own way; tests/test_slow_route.py checks more
+    assert isinstance(db_wait, str) and db_wait
     assert body == {
         "status": "ok",
         "variant": variant.name,
@@ -311,6 +313,7 @@ def test_health_reports_the_variant_and_its_settings(
             "pool_pre_ping": False,
             "thread_tokens": 7,
             "database_url": mask_url(app_env["BENCH_DATABASE_URL"]),
+            "telemetry": True,
         },
     }
 
