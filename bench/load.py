@@ -25,7 +25,7 @@ from bench.records import (
 )
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-_NOT_SCENARIOS = {"__init__", "base", "recording", "shapes"}  # shared code, not workloads
+_NOT_SCENARIOS = {"__init__", "base", "lean_client", "recording", "shapes"}
 SUMMARY_FILE = "locust_summary.json"
 LOG_FILE = "locust.log"
 RUN_TIME_SLACK_S = 5

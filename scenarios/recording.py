@@ -18,12 +18,18 @@ from typing import Any
 from bench.latency import LATE_AFTER_MS, LatencyCounts, clamp_us, corrected_latency_us, nearest_rank_ms
 
 
-def failure_kind(error: str) -> str:
-    """Group failures by what went wrong (an HTTP status or an exception class), not by URL."""
-    status = re.search(r"code=(\d{3})|\b(\d{3}) (?:Client|Server) Error", error)
+def failure_kind(error: object) -> str:
+    """Group failures by what went wrong (an HTTP status or an exception class), not by URL. An exception is read
+    through its repr, which starts with its class name (its str may not: "[Errno 111] Connection refused")."""
+    if isinstance(error, BaseException):
+        status_code = getattr(error, "status_code", None)  # scenarios/lean_client.py's HTTPStatusError
+        if isinstance(status_code, int):
+            return f"HTTP {status_code}"
+    text = repr(error) if isinstance(error, BaseException) else str(error)
+    status = re.search(r"code=(\d{3})|\b(\d{3}) (?:Client|Server) Error", text)
     if status:
         return f"HTTP {status.group(1) or status.group(2)}"
-    return error.split("(", 1)[0].strip()[:120] or "unknown"
+    return text.split("(", 1)[0].strip()[:120] or "unknown"
 
 
 class _Endpoint:
@@ -127,7 +133,7 @@ class Recorder:
             phase.failures += 1
             endpoint.failures += 1
             second.failures += 1
-            kind = failure_kind(str(error))
+            kind = failure_kind(error)
             phase.failures_by_kind[kind] = phase.failures_by_kind.get(kind, 0) + 1
 
     def start_measuring(self, now: float, cpu_s: float) -> None:

@@ -70,6 +70,9 @@ def server_arguments(port: int, workdir: Path, maxclients: int) -> list[str]:
         "--daemonize", "no", "--logfile", "",  # log to stdout, which goes to the log file
         "--save", "", "--appendonly", "no",  # no persistence: see the module docstring
         "--maxclients", str(maxclients),
+        # Blocking commands time out on the server's timer tick (100 ms at the default hz 10); io_wait's
+        # server-side wait needs 10 ms steps to mean what its wait_ms says.
+        "--hz", "100",
     ]  # fmt: skip
 
 
