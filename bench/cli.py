@@ -374,6 +374,15 @@ def compare_command(
             "by more than PCT percent (a CI gate; needs 4+ repeats per run).",
         ),
     ] = None,
+    ignore: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--ignore",
+            metavar="FIELD[,FIELD...]",
+            help="Settings that may differ between matched points, e.g. pool_size,max_overflow to judge a "
+            "smaller pool against the current one.",
+        ),
+    ] = None,
     results_dir: ResultsDir = Path("results"),
 ) -> None:
     """Compare two runs configuration by configuration: change of medians, 95% interval, significance, verdict."""
@@ -381,7 +390,7 @@ def compare_command(
     from bench.show import comparison_table  # noqa: PLC0415
 
     threshold = _parse_number(fail_if_slower, "--fail-if-slower", float, 0)
-    comparison = compare_runs(open_run(results_dir, run_a), open_run(results_dir, run_b))
+    comparison = compare_runs(open_run(results_dir, run_a), open_run(results_dir, run_b), _split(ignore) or ())
     console.print(comparison_table(comparison))
     for difference in comparison.differences:
         console.print(f"  differs: {difference}", markup=False, highlight=False, soft_wrap=True)

@@ -36,7 +36,7 @@ import os
 import statistics
 import tempfile
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -148,10 +148,21 @@ class Comparison:
 # --- matching -----------------------------------------------------------------------------------------------
 
 
-def configuration_key(config: PointConfig) -> dict[str, Any]:
-    """The fields that define "the same configuration" across runs (see the module docstring)."""
+# Settings a user may tell compare to look past (`--ignore`), e.g. to judge a smaller pool against the current one.
+IGNORABLE_FIELDS = frozenset(
+    {"pool_size", "max_overflow", "thread_tokens", "users", "rate", "pool_pre_ping", "telemetry", "workers"}
+    | {"duration_s", "warmup_s", "spawn_rate", "dataset_rows"}
+)
+IGNORED = "*"  # the value an ignored field takes in a key, so configurations differing only there match
+
+
+def configuration_key(config: PointConfig, ignore: Collection[str] = ()) -> dict[str, Any]:
+    """The fields that define "the same configuration" across runs (see the module docstring); `ignore`d fields
+    match whatever their value."""
     key: dict[str, Any] = config.model_dump(mode="json", exclude=set(ENVIRONMENT_FIELDS))
     key["pinned"] = config.server_cpus is not None  # pinning itself is a setting; the CPU numbers are not
+    for field in ignore:
+        key[field] = IGNORED
     return key
 
 
@@ -159,10 +170,10 @@ def _key_text(key: dict[str, Any]) -> str:
     return json.dumps(key, sort_keys=True)  # dicts equal as values must give the same text
 
 
-def _by_configuration(points: Sequence[PointRecord]) -> dict[str, list[PointRecord]]:
+def _by_configuration(points: Sequence[PointRecord], ignore: Collection[str]) -> dict[str, list[PointRecord]]:
     groups: dict[str, list[PointRecord]] = {}
     for point in points:
-        groups.setdefault(_key_text(configuration_key(point.config)), []).append(point)
+        groups.setdefault(_key_text(configuration_key(point.config, ignore)), []).append(point)
     return groups
 
 
@@ -170,10 +181,14 @@ def _ok(points: list[PointRecord]) -> list[PointRecord]:
     return [p for p in points if p.status == "ok" and p.metrics is not None]
 
 
-def compare_runs(a: RunFolder, b: RunFolder) -> Comparison:
-    """Match the configurations of two runs and compare each metric; BenchError when nothing can be compared."""
+def compare_runs(a: RunFolder, b: RunFolder, ignore: Collection[str] = ()) -> Comparison:
+    """Match the configurations of two runs and compare each metric; BenchError when nothing can be compared.
+    Fields in `ignore` (from IGNORABLE_FIELDS) do not have to be equal, e.g. a run with a smaller pool."""
+    unknown = sorted(set(ignore) - IGNORABLE_FIELDS)
+    if unknown:
+        raise BenchError(f"cannot ignore {', '.join(unknown)} (ignorable: {', '.join(sorted(IGNORABLE_FIELDS))})")
     run_a, run_b = a.load_run(), b.load_run()
-    groups_a, groups_b = _by_configuration(a.load_points()), _by_configuration(b.load_points())
+    groups_a, groups_b = _by_configuration(a.load_points(), ignore), _by_configuration(b.load_points(), ignore)
     labeller = _Labeller([json.loads(k) for k in {*groups_a, *groups_b}])
     rows: list[ConfigComparison] = []
     unmatched: list[Unmatched] = []
@@ -212,8 +227,14 @@ class _Labeller:
         )
 
     def label(self, key: dict[str, Any]) -> str:
-        pool = "no pool" if key["pool_size"] is None else f"pool {key['pool_size']}+{key['max_overflow']}"
-        load = f"{key['users']} users" if key.get("rate") is None else f"{key['rate']:g}/s on {key['users']} conns"
+        if key["pool_size"] == IGNORED or key["max_overflow"] == IGNORED:
+            pool = "any pool"
+        else:
+            pool = "no pool" if key["pool_size"] is None else f"pool {key['pool_size']}+{key['max_overflow']}"
+        if key.get("rate") in (None, IGNORED):
+            load = f"{key['users']} users"
+        else:
+            load = f"{key['rate']:g}/s on {key['users']} conns"
         extras = [f"{field}={_compact(key.get(field))}" for field in self.varying]
         return ", ".join([f"{key['variant']} {pool}", load, *extras])
 

@@ -367,3 +367,24 @@ def test_the_terminal_table_shows_each_verdict(tmp_path: Path) -> None:
     ]
     memory = [cell.strip() for cell in next(line for line in lines if "memory" in line).split("│")[1:-1]]
     assert memory[-1] == "not enough repeats"
+
+
+def test_ignoring_the_pool_compares_a_smaller_pool_against_the_current_one(tmp_path: Path) -> None:
+    a = _write_run(tmp_path, "a", {"pg_sqla_async": _pairs(THROUGHPUT, P99)}, sweep={"pool_sizes": [10]}, pool_size=10)
+    b = _write_run(
+        tmp_path, "b", {"pg_sqla_async": _pairs([t * 0.6 for t in THROUGHPUT], P99)}, sweep={"pool_sizes": [2]},
+        pool_size=2,
+    )  # fmt: skip
+    with pytest.raises(BenchError, match="no configuration in common"):
+        compare_runs(a, b)
+    comparison = compare_runs(a, b, ignore=["pool_size"])
+    (row,) = comparison.rows
+    assert row.verdict == "slower"
+    assert row.label.startswith("pg_sqla_async any pool")
+    assert "pool_sizes: [10] in A, [2] in B" in comparison.differences
+
+
+def test_only_settings_may_be_ignored(tmp_path: Path) -> None:
+    a = _write_run(tmp_path, "a", {"pg_sqla_async": _pairs(THROUGHPUT, P99)})
+    with pytest.raises(BenchError, match="cannot ignore variant"):
+        compare_runs(a, a, ignore=["variant"])

@@ -173,7 +173,9 @@ def test_redis_counts_the_probe_out(redis_url: str, probe_closer: list[DatabaseP
 def test_mongo_counts_follow_extra_clients(mongo_url: str, probe_closer: list[DatabaseProbe]) -> None:
     probe = MongoProbe(mongo_url)
     probe_closer.append(probe)
-    before = probe.read().connections
+    # The surrogate is this test session's own; clients of earlier tests may still be closing, so wait until
+    # the count has settled at no client but the probe before counting new ones.
+    before = wait_for(probe, lambda r: r.connections == 0).connections
     clients: list[MongoClient[dict[str, Any]]] = [
         MongoClient(mongo_url, maxPoolSize=1, serverMonitoringMode="poll") for _ in range(EXTRA)
     ]

@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bench.probes.histogram import Histogram
 from bench.urls import mask_url
 
-FETCH_TIMEOUT_S = 0.5  # a sample that takes longer is itself a finding (a blocked event loop): recorded, skipped
+FETCH_TIMEOUT_S = 3.0  # a blocked event loop serves /metrics only after the requests queued before it;
+# waiting this long still gets the blocking variants' counters (their lag is the point), and a sample that takes
+# longer is itself a finding: recorded and skipped
 MAX_DOCUMENT_BYTES = 1 << 20  # a /metrics document is a few kB; never read an unbounded body
 
 # No proxies: the app runs on 127.0.0.1 and an http_proxy variable in the user's shell must not reroute probes.
