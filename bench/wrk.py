@@ -3,9 +3,9 @@
 wrk keeps `connections` requests in flight (closed loop, like Locust users) and costs a fraction of Locust's CPU
 per request, so comparing the two at the same connection count shows what the generator itself costs. A Lua
 script replays read_heavy's mix (90% GET /items/{id} over the seeded ids, 10% GET /items pages) and prints its
-figures as one JSON line. With a rate, each connection pauses connections/rate between requests (wrk's `delay`):
-a paced closed loop that approximates the rate while the server keeps up; unlike our open model, wrk (not wrk2)
-does not correct latency for coordinated omission.
+figures as one JSON line. With a rate, each connection pauses on average connections/rate between requests (wrk's `delay`, drawn
+uniformly so connections do not fire in lockstep): a paced closed loop that approximates the rate while the
+server keeps up; unlike our open model, wrk (not wrk2) does not correct latency for coordinated omission.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ request = function()
   return wrk.format("GET", "/items?limit=20&offset=" .. offset)
 end
 if delay_ms > 0 then
-  delay = function() return delay_ms end
+  -- Uniform in [0, 2 x delay]: the same mean pace, but connections drift apart instead of firing in lockstep
+  -- bursts of `connections` requests (which a fixed delay from a common start produces).
+  delay = function() return math.random(0, 2 * delay_ms) end
 end
 done = function(summary, latency, requests)
   local e = summary.errors

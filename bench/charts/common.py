@@ -52,7 +52,15 @@ def chart_title(run: RunRecord, what: str, backend_labels: Iterable[str]) -> str
     scenario = run.sweep.get("scenario", "?")
     backends = ", ".join(backend_text(run, label) for label in sorted(set(backend_labels))) or "no backend"
     context = textwrap.fill(f"{backends} | {machine_label(run.environment)}", width=110)
-    return f"{scenario}: {what}, {load_model_caption(run)}\n{context}"
+    # Long subjects (a time series names its whole point) wrap instead of running off the figure's edges.
+    # The load model stays in one piece, so it reads (and searches) as one phrase.
+    lines = textwrap.wrap(f"{scenario}: {what},", width=120)
+    caption = load_model_caption(run)
+    if len(lines[-1]) + 1 + len(caption) <= 120:
+        lines[-1] += f" {caption}"
+    else:
+        lines.append(caption)
+    return "\n".join([*lines, context])
 
 
 def stalled(cell: Cell) -> bool:

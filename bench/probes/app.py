@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from bench.probes.histogram import Histogram
 from bench.urls import mask_url
 
-FETCH_TIMEOUT_S = 3.0  # a blocked event loop serves /metrics only after the requests queued before it;
+FETCH_TIMEOUT_S = 10.0  # a blocked event loop serves /metrics only after the requests queued before it;
 # waiting this long still gets the blocking variants' counters (their lag is the point), and a sample that takes
 # longer is itself a finding: recorded and skipped
 MAX_DOCUMENT_BYTES = 1 << 20  # a /metrics document is a few kB; never read an unbounded body

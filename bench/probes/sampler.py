@@ -32,7 +32,7 @@ DEFAULT_INTERVAL_S = 1.0
 # without /metrics at all): an app too busy to answer within the timeout is exactly what the timeline must show.
 DATABASE_FAILURES_BEFORE_GIVING_UP = 3
 # The longest one round can take (database connect 2 s + query 0.5 s, app 0.5 s), with room to spare.
-JOIN_TIMEOUT_S = 5.0
+JOIN_TIMEOUT_S = 12.0  # longer than one app fetch (FETCH_TIMEOUT_S), which a blocked event loop may use up
 
 
 @dataclass
