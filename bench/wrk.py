@@ -3,9 +3,10 @@
 wrk keeps `connections` requests in flight (closed loop, like Locust users) and costs a fraction of Locust's CPU
 per request, so comparing the two at the same connection count shows what the generator itself costs. A Lua
 script replays read_heavy's mix (90% GET /items/{id} over the seeded ids, 10% GET /items pages) and prints its
-figures as one JSON line. With a rate, each connection pauses on average connections/rate between requests (wrk's `delay`, drawn
-uniformly so connections do not fire in lockstep): a paced closed loop that approximates the rate while the
-server keeps up; unlike our open model, wrk (not wrk2) does not correct latency for coordinated omission.
+figures as one JSON line. With a rate, each connection pauses on average connections/rate between requests
+(wrk's `delay`, drawn uniformly so connections do not fire in lockstep): a paced closed loop that approximates
+the rate while the server keeps up; unlike our open model, wrk (not wrk2) does not correct latency for
+coordinated omission.
 """
 
 from __future__ import annotations
