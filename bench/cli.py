@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,12 +22,12 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from apps.catalog import all_variants
-from bench.config import build_spec, parse_scenario_options
+from bench.config import OPTION_NAMES, build_spec, parse_scenario_options
 from bench.errors import BenchError
 from bench.findings import write_findings
 from bench.html_report import write_html_report
 from bench.load import available_scenarios, get_scenario, scenario_option_defaults
-from bench.orchestrate import RunOptions, execute_run
+from bench.orchestrate import ResumeOptions, RunOptions, execute_run, resume_run
 from bench.plan import Point
 from bench.records import PointRecord
 from bench.report import write_report
@@ -217,6 +218,24 @@ def run(
         str | None, typer.Option("--run-id", help="Name of the run folder (default: a timestamp).")
     ] = None,
     report: Annotated[bool, typer.Option("--report/--no-report", help="Draw the report when the sweep ends.")] = True,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="RUN",
+            help="Finish an interrupted run (id in --results-dir, or a path): measure only its planned points "
+            "that have no record, with their original ids, then redraw its report. The sweep comes from the run, "
+            "so options that define points are refused. Database URLs are not recorded unmasked: pass the same "
+            "--database-url etc. again, or none and bench finds or starts one as usual.",
+        ),
+    ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="With --resume: measure the points that failed again too (their old records are replaced).",
+        ),
+    ] = False,
 ) -> None:
     """Sweep variants x pool_size x max_overflow x users under a Locust scenario and record every point."""
     cli_values: dict[str, Any] = {
@@ -239,25 +258,35 @@ def run(
         "telemetry": telemetry,
         "pin_cpus": pin_cpus,
     }
-    spec = build_spec(cli=cli_values, config_file=config, quick=quick)
-    options = RunOptions(
-        spec=spec,
-        database_urls={
-            "postgresql": database_url or None,
-            "mysql": mysql_url or None,
-            "mongodb": mongo_url or None,
-            "redis": redis_url or None,
-        },
-        results_dir=results_dir,
-        run_id=run_id,
-        argv=sys.argv,
-    )
+    database_urls: dict[str, str | None] = {
+        "postgresql": database_url or None,
+        "mysql": mysql_url or None,
+        "mongodb": mongo_url or None,
+        "redis": redis_url or None,
+    }
+    # Absolute: the children (Locust writes its summary into the run folder) run in the project folder.
+    results_dir = results_dir.resolve()
     observer = _ProgressObserver()
+    if resume is not None:
+        _refuse_point_options(cli_values, config=config, quick=quick, run_id=run_id)
+        resume_options = ResumeOptions(
+            run=resume, database_urls=database_urls, results_dir=results_dir, retry_failed=retry_failed, argv=sys.argv
+        )
+        measure = partial(resume_run, resume_options, observer)
+    else:
+        if retry_failed:
+            raise BenchError("--retry-failed applies to --resume RUN only")
+        spec = build_spec(cli=cli_values, config_file=config, quick=quick)
+        options = RunOptions(
+            spec=spec, database_urls=database_urls, results_dir=results_dir, run_id=run_id, argv=sys.argv
+        )
+        measure = partial(execute_run, options, observer)
     try:
-        folder = execute_run(options, observer)
+        folder = measure()
     except KeyboardInterrupt:
         observer.stop()
-        where = f" run {observer.run_id} is marked incomplete;" if observer.run_id else ""
+        run_name = observer.run_id or resume
+        where = f" run {run_name} is marked incomplete;" if run_name else ""
         err_console.print(f"interrupted:{where} every process the harness started has been stopped", soft_wrap=True)
         raise typer.Exit(130) from None
     finally:
@@ -270,6 +299,17 @@ def run(
     if report:
         for path in _write_reports(folder):
             console.print(f"  wrote {path}")
+
+
+def _refuse_point_options(cli_values: dict[str, Any], *, config: Path | None, quick: bool, run_id: str | None) -> None:
+    """A resumed run measures the sweep it recorded; an option that would define other points is a mistake."""
+    given = [OPTION_NAMES.get(key, key) for key, value in cli_values.items() if value is not None]
+    given += [name for name, used in (("--config", config), ("--quick", quick), ("--run-id", run_id)) if used]
+    if given:
+        raise BenchError(
+            f"--resume measures the run's recorded sweep; drop {', '.join(given)} (options that define points "
+            "cannot change a run half-way)"
+        )
 
 
 def _parse_number(text: str | None, option: str, kind: type[int] | type[float], minimum: float) -> float | None:

@@ -240,6 +240,7 @@ def run_load(target_url: str, settings: LoadSettings, raw_dir: Path) -> LoadResu
     if settings.load_model == "open" and not (settings.rate and settings.rate > 0):
         raise LoadError("the open load model needs a rate (requests per second) above 0")
     raw_dir.mkdir(parents=True, exist_ok=True)
+    raw_dir = raw_dir.resolve()  # Locust runs in the project folder: every path it is given must be absolute
     summary_path = raw_dir / SUMMARY_FILE
     log_path = raw_dir / LOG_FILE
     run_time_s = math.ceil(settings.warmup_s + settings.duration_s)

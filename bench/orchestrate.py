@@ -12,6 +12,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from pydantic import ValidationError
+
 from bench.calibrate import latest_calibration
 from bench.cpus import CpuPlan, plan_cpus
 from bench.databases.backend import Backend, Database
@@ -31,7 +33,7 @@ from bench.records import (
     SeedInfo,
     ServerInfo,
 )
-from bench.results import RunFolder, create_run_folder, remove_run_folder
+from bench.results import RunFolder, create_run_folder, open_run, remove_run_folder, run_lock
 from bench.server import ServerStartError, run_server
 from bench.stats import group_repeats
 from bench.telemetry_records import Telemetry
@@ -301,6 +303,95 @@ def _backends_of(points: list[Point]) -> dict[str, Backend]:
     return {name: get_backend(name) for name in names}
 
 
+@dataclass
+class _Job:
+    """What one `bench run` (fresh or resumed) measures into a run folder."""
+
+    folder: RunFolder
+    run: RunRecord  # as it stands before this invocation measures anything
+    spec: SweepSpec
+    todo: list[Point]  # in plan order
+    recorded: dict[str, PointRecord]  # points already in the folder that stay, by point_id
+    backends: dict[str, Backend]
+    cpus: CpuPlan
+    database_urls: dict[str, str | None]
+    resume_argv: list[str] | None = None  # a resumed run: the command line that resumed it
+
+
+def _with_counts(run: RunRecord, records: dict[str, PointRecord]) -> RunRecord:
+    ok = sum(1 for record in records.values() if record.status == "ok")
+    return run.model_copy(update={"points_ok": ok, "points_failed": len(records) - ok})
+
+
+def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
+    """Provision the backends the job needs, measure its points and keep run.json truthful throughout: complete
+    at the end, incomplete on Ctrl-C/SIGTERM, failed on an error after something was measured."""
+    folder, spec = job.folder, job.spec
+    run = job.run
+    records = dict(job.recorded)
+    measured = 0
+    try:
+        with ExitStack() as stack:
+            stack.enter_context(sigterm_as_interrupt())
+            databases: dict[str, Database] = {}
+            for name, backend in job.backends.items():
+                databases[name] = stack.enter_context(
+                    backend.provision(
+                        url=job.database_urls.get(name),
+                        connections_needed=spec.max_connections_needed(),
+                        dataset_rows=spec.dataset_rows,
+                        work_dir=folder.path,
+                    )
+                )
+            infos = {n: _database_info(d) for n, d in databases.items()}
+            if job.resume_argv is not None:
+                # The points measured before keep the databases recorded then; this session's are kept in the
+                # environment's resume entry, and fill in backends the interrupted run never got to provision.
+                run = _with_resume_entry(run, job.resume_argv, infos, job.todo)
+                infos |= run.databases
+            run = _with_counts(run.model_copy(update={"status": "running", "databases": infos}), records)
+            folder.write_run(run)
+            observer.sweep_started(folder.run_id, len(job.todo))
+            context = PointContext(spec, folder, folder.run_id, job.cpus, run.calibration)
+            for point in job.todo:
+                observer.point_started(point)
+                folder.discard_point(point.point_id)
+                records.pop(point.point_id, None)
+                backend_name = point.variant.backend
+                record = measure_point(point, context, databases[backend_name], job.backends[backend_name])
+                folder.write_point(record)
+                records[point.point_id] = record
+                if spec.repeat > 1:
+                    folder.write_aggregates(group_repeats(sorted(records.values(), key=lambda r: r.index)))
+                measured += 1
+                run = _with_counts(run, records)
+                folder.write_run(run)
+                observer.point_finished(point, record)
+        run = run.model_copy(update={"status": "complete", "finished_at": now_iso(), "error": None})
+        folder.write_run(run)
+        return folder
+    except BenchError as exc:
+        if measured == 0:
+            if job.resume_argv is not None:
+                folder.write_run(job.run)  # nothing measured: the run stays as it was, to be resumed again
+            else:
+                remove_run_folder(folder)
+            raise
+        folder.write_run(run.model_copy(update={"status": "failed", "finished_at": now_iso(), "error": exc.message}))
+        raise
+    except KeyboardInterrupt:
+        folder.write_run(
+            _with_counts(run, records).model_copy(
+                update={"status": "incomplete", "finished_at": now_iso(), "error": "interrupted"}
+            )
+        )
+        raise
+    except Exception as exc:
+        # A defect, not a user error: keep the record truthful, then let the traceback through.
+        folder.write_run(run.model_copy(update={"status": "failed", "finished_at": now_iso(), "error": repr(exc)}))
+        raise
+
+
 def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
     """Run the whole sweep. Returns the run folder; raises BenchError for problems found before measuring
     (then no run folder is left) and KeyboardInterrupt after marking the run incomplete."""
@@ -322,54 +413,113 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
         points_planned=len(plan),
         calibration=calibration,
     )
-    measured = 0
-    try:
-        with ExitStack() as stack:
-            stack.enter_context(sigterm_as_interrupt())
-            databases: dict[str, Database] = {}
-            for name, backend in backends.items():
-                databases[name] = stack.enter_context(
-                    backend.provision(
-                        url=options.database_urls.get(name),
-                        connections_needed=spec.max_connections_needed(),
-                        dataset_rows=spec.dataset_rows,
-                        work_dir=folder.path,
-                    )
-                )
-            run = run.model_copy(update={"databases": {n: _database_info(d) for n, d in databases.items()}})
-            folder.write_run(run)
-            observer.sweep_started(run_id, len(plan))
-            ok = failed = 0
-            context = PointContext(spec, folder, run_id, cpus, calibration)
-            records: list[PointRecord] = []
-            for point in plan:
-                observer.point_started(point)
-                backend_name = point.variant.backend
-                record = measure_point(point, context, databases[backend_name], backends[backend_name])
-                folder.write_point(record)
-                records.append(record)
-                if spec.repeat > 1:
-                    folder.write_aggregates(group_repeats(records))
-                measured += 1
-                ok, failed = (ok + 1, failed) if record.status == "ok" else (ok, failed + 1)
-                run = run.model_copy(update={"points_ok": ok, "points_failed": failed})
-                folder.write_run(run)
-                observer.point_finished(point, record)
-        run = run.model_copy(update={"status": "complete", "finished_at": now_iso()})
-        folder.write_run(run)
-        return folder
-    except BenchError as exc:
-        if measured == 0:
-            remove_run_folder(folder)
-            raise
-        folder.write_run(run.model_copy(update={"status": "failed", "finished_at": now_iso(), "error": exc.message}))
-        raise
-    except KeyboardInterrupt:
-        folder.write_run(
-            run.model_copy(update={"status": "incomplete", "finished_at": now_iso(), "error": "interrupted"})
+    job = _Job(folder, run, spec, plan, {}, backends, cpus, options.database_urls)
+    with run_lock(folder):
+        return _measure(job, observer)
+
+
+@dataclass(frozen=True)
+class ResumeOptions:
+    run: str  # a run id in results_dir, or a path to a run folder
+    database_urls: dict[str, str | None]  # not in the record unmasked: given again, or found/started as usual
+    results_dir: Path
+    retry_failed: bool  # measure failed points again too, not only the missing ones
+    argv: list[str]
+
+
+def resume_run(options: ResumeOptions, observer: SweepObserver) -> RunFolder:
+    """Measure the planned points of an interrupted run that have no record (and, with retry_failed, those that
+    failed), with their original ids and indexes, into the same folder. BenchError (one line) when the run
+    cannot be resumed: missing, corrupt, complete, or being measured by a live bench."""
+    folder = open_run(options.results_dir, options.run)
+    run = folder.load_run()
+    spec, plan = _recorded_plan(folder, run)
+    with run_lock(folder):
+        recorded = _recorded_points(folder, plan)
+        todo = [
+            point
+            for point in plan
+            if point.point_id not in recorded or (options.retry_failed and recorded[point.point_id].status == "failed")
+        ]
+        if not todo:
+            return _finish_measured_run(folder, run, recorded, options.retry_failed)
+        job = _Job(
+            folder=folder,
+            run=run,
+            spec=spec,
+            todo=todo,
+            recorded=recorded,
+            backends=_backends_of(todo),
+            cpus=plan_cpus(spec.pin_cpus),
+            database_urls=options.database_urls,
+            resume_argv=options.argv,
         )
-        raise
-    except Exception as exc:
-        # A defect, not a user error: keep the record truthful, then let the traceback through.
-        folder.write_run(run.model_copy(update={"status": "failed", "finished_at": now_iso(), "error": repr(exc)}))
-        raise
+        return _measure(job, observer)
+
+
+def _recorded_plan(folder: RunFolder, run: RunRecord) -> tuple[SweepSpec, list[Point]]:
+    """The run's plan rebuilt from its recorded sweep: the same points, ids and indexes as when it started."""
+    try:
+        spec = SweepSpec.model_validate(run.sweep)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "sweep"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise BenchError(
+            f"cannot resume run {folder.run_id}: its recorded sweep is not valid ({where}: {message})"
+        ) from None
+    plan = build_plan(spec)
+    if len(plan) != run.points_planned:
+        raise BenchError(
+            f"cannot resume run {folder.run_id}: its sweep now plans {len(plan)} points, "
+            f"not the {run.points_planned} it recorded (the variants or scenarios changed since)"
+        )
+    return spec, plan
+
+
+def _recorded_points(folder: RunFolder, plan: list[Point]) -> dict[str, PointRecord]:
+    """The point records in the folder, each checked to belong to the plan at its recorded index."""
+    planned = {point.point_id: point for point in plan}
+    recorded: dict[str, PointRecord] = {}
+    for record in folder.load_points():
+        point = planned.get(record.point_id)
+        if point is None or point.index != record.index or record.point_id in recorded:
+            raise BenchError(
+                f"cannot resume run {folder.run_id}: point {record.point_id} is not a point of its recorded sweep"
+            )
+        recorded[record.point_id] = record
+    return recorded
+
+
+def _finish_measured_run(
+    folder: RunFolder, run: RunRecord, recorded: dict[str, PointRecord], retry_failed: bool
+) -> RunFolder:
+    """Every planned point has its record: refuse a complete run; mark one interrupted just after its last
+    point (before run.json said so) complete, as the uninterrupted run would have."""
+    if run.status == "complete":
+        counted = _with_counts(run, recorded)
+        hint = "; --retry-failed measures its failed points again" if counted.points_failed and not retry_failed else ""
+        raise BenchError(
+            f"run {folder.run_id} is complete ({counted.points_ok} ok, {counted.points_failed} failed): "
+            f"nothing to resume{hint}"
+        )
+    finished = _with_counts(run, recorded).model_copy(
+        update={"status": "complete", "finished_at": now_iso(), "error": None}
+    )
+    folder.write_run(finished)
+    return folder
+
+
+def _with_resume_entry(
+    run: RunRecord, argv: list[str], databases: dict[str, DatabaseInfo], todo: list[Point]
+) -> RunRecord:
+    """The record keeps the argv that planned the run; each resume is noted in its environment (a free-form
+    mapping, so the schema stays as it is): when, with which command line, which points, on which databases."""
+    entry = {
+        "resumed_at": now_iso(),
+        "argv": [mask_url(arg) for arg in argv],
+        "points": [point.point_id for point in todo],
+        "databases": {name: info.model_dump(mode="json") for name, info in databases.items()},
+    }
+    resumes = [*run.environment.get("resumes", []), entry]
+    return run.model_copy(update={"environment": run.environment | {"resumes": resumes}})

@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,9 @@ AGGREGATES_FILE = "aggregates.json"  # statistics over repeats (bench/stats.py),
 POINTS_DIR = "points"
 RAW_DIR = "raw"
 REPORT_DIR = "report"
+# Held by the harness measuring into the folder (its PID inside), so a second `bench run --resume` of the same
+# run is refused; a lock whose PID is no longer alive (the harness was killed) is stale and taken over.
+LOCK_FILE = ".lock"
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -69,6 +73,16 @@ class RunFolder:
     def point_file(self, point_id: str) -> Path:
         return self.path / POINTS_DIR / f"{point_id}.json"
 
+    @property
+    def lock_file(self) -> Path:
+        return self.path / LOCK_FILE
+
+    def discard_point(self, point_id: str) -> None:
+        """Forget a point's record and raw files before it is measured again, so neither a half-finished
+        measurement's files nor an older attempt's record is mixed into the new one."""
+        self.point_file(point_id).unlink(missing_ok=True)
+        shutil.rmtree(self.raw_dir(point_id), ignore_errors=True)
+
     def write_run(self, record: RunRecord) -> None:
         write_json(self.run_file, record.model_dump(mode="json"))
 
@@ -108,6 +122,57 @@ def create_run_folder(results_dir: Path, run_id: str) -> RunFolder:
 def remove_run_folder(folder: RunFolder) -> None:
     """Remove a run that never got to measure anything, so no half-written run is left behind."""
     shutil.rmtree(folder.path, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie, exited but not yet reaped, counts as gone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): os.kill said it exists
+    return state != "Z"
+
+
+def lock_holder(folder: RunFolder) -> int | None:
+    """The PID of a live harness measuring into `folder`, or None (no lock, an unreadable one, or a stale one)."""
+    try:
+        pid = int(folder.lock_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and pid_alive(pid) else None
+
+
+@contextmanager
+def run_lock(folder: RunFolder) -> Iterator[None]:
+    """Hold the run folder for this process while it measures into it; a live holder means one clear error."""
+    holder = lock_holder(folder)
+    if holder is not None:
+        raise BenchError(
+            f"run {folder.run_id} is being measured by bench (PID {holder}); wait for it or stop it first "
+            f"(if no bench is running, delete {folder.lock_file})"
+        )
+    try:
+        # A stale lock is replaced; O_EXCL makes two harnesses starting at the same moment not both win.
+        folder.lock_file.unlink(missing_ok=True)
+        fd = os.open(folder.lock_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise BenchError(f"run {folder.run_id} is being resumed by another bench at this moment") from None
+    except OSError as exc:
+        raise BenchError(f"cannot write run folder {folder.path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        folder.lock_file.unlink(missing_ok=True)
 
 
 def open_run(results_dir: Path, run: str) -> RunFolder:
