@@ -402,14 +402,14 @@ def _start_rows_at_zero(axes: list[list[Axes]]) -> None:
         row[0].set_ylim(0, max(tops, default=1.0) * 1.1 or 1.0)
 
 
-def _databases_line(run: RunRecord) -> str:
+def databases_text(run: RunRecord, *, short: bool = False) -> str:
+    """The run's databases, surrogates marked (`short`: without saying which ones bench started)."""
     parts = []
     for database in run.databases.values():
-        notes = [
-            note for note, on in (("started by bench", database.embedded), ("SURROGATE", database.surrogate)) if on
-        ]
+        noted = (("started by bench", database.embedded and not short), ("SURROGATE", database.surrogate))
+        notes = [note for note, on in noted if on]
         parts.append(database.label + (f" ({', '.join(notes)})" if notes else ""))
-    return "; ".join(parts) or "none"
+    return "; ".join(parts) or "none recorded"
 
 
 def _latency(cell: Cell, value: float) -> str:
@@ -431,10 +431,10 @@ def _options_text(run: RunRecord) -> str:
     return " (" + ", ".join(f"{key}={value}" for key, value in options.items()) + ")" if options else ""
 
 
-def _calibration_text(run: RunRecord) -> str:
+def calibration_text(run: RunRecord) -> str:
     calibration = run.calibration
     if calibration is None:
-        return "not calibrated on this machine (`bench calibrate` measures its ceiling)"
+        return "not calibrated on this machine (`bench calibrate` measures the load generator's ceiling)"
     text = (
         f"ceiling {calibration.locust.requests_per_s:,.0f} req/s on {calibration.variant} ({calibration.measured_at})"
     )
@@ -455,8 +455,8 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"- scenario: `{run.sweep.get('scenario')}`{_options_text(run)}, {load_model_caption(run)}, "
         f"warm-up {run.sweep.get('warmup_s')} s kept apart, measured {run.sweep.get('duration_s')} s per point, "
         f"{run.sweep.get('repeat')} repeat(s)",
-        f"- load generator: {_calibration_text(run)}",
-        f"- databases: {_databases_line(run)}",
+        f"- load generator: {calibration_text(run)}",
+        f"- databases: {databases_text(run)}",
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from bench.databases.workdirs import pid_alive
 from bench.errors import BenchError
 from bench.records import SCHEMA_VERSION, PointRecord, RunRecord
 
@@ -122,23 +123,6 @@ def create_run_folder(results_dir: Path, run_id: str) -> RunFolder:
 def remove_run_folder(folder: RunFolder) -> None:
     """Remove a run that never got to measure anything, so no half-written run is left behind."""
     shutil.rmtree(folder.path, ignore_errors=True)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` exists and has not exited (a zombie, exited but not yet reaped, counts as gone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): os.kill said it exists
-    return state != "Z"
 
 
 def lock_holder(folder: RunFolder) -> int | None:

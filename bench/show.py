@@ -14,33 +14,10 @@ from rich.text import Text
 from bench.compare import Comparison, change_text
 from bench.environment import machine_label
 from bench.records import PointRecord, RunRecord
-from bench.report import Cell, aggregate, load_model_caption
+from bench.report import Cell, aggregate, calibration_text, databases_text, load_model_caption
 from bench.results import RunFolder
 
 _STATUS_STYLE = {"complete": "green", "running": "yellow", "incomplete": "yellow", "failed": "red"}
-
-
-def databases_text(run: RunRecord, *, short: bool = False) -> str:
-    """Every database of the run, a stand-in labelled SURROGATE so it is never read as the real server
-    (`short`: without saying which ones bench started, for `bench list`)."""
-    parts = []
-    for database in run.databases.values():
-        noted = (("started by bench", database.embedded and not short), ("SURROGATE", database.surrogate))
-        notes = [note for note, on in noted if on]
-        parts.append(database.label + (f" ({', '.join(notes)})" if notes else ""))
-    return "; ".join(parts) or "none recorded"
-
-
-def calibration_text(run: RunRecord) -> str:
-    calibration = run.calibration
-    if calibration is None:
-        return "not calibrated on this machine (`bench calibrate` measures the load generator's ceiling)"
-    text = (
-        f"ceiling {calibration.locust.requests_per_s:,.0f} req/s on {calibration.variant} ({calibration.measured_at})"
-    )
-    if calibration.locust_to_wrk is not None:
-        text += f", {calibration.locust_to_wrk:.2f}x wrk's throughput"
-    return text
 
 
 def scenario_text(run: RunRecord) -> str:
