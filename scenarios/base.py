@@ -185,7 +185,9 @@ def _tick_every_second(environment: Environment, recorder: Recorder) -> None:
     index = 0
     while True:
         index += 1
-        gevent.sleep(max(recorder.started_at + index - time.time(), 0.0))
+        # gevent's timers count from the loop's cached time, so a sleep can end early after a busy stretch.
+        while (left := recorder.started_at + index - time.time()) > 0:
+            gevent.sleep(left)
         recorder.close_second(users=_user_count(environment), stage=_stage(environment), now=time.time())
 
 

@@ -102,7 +102,6 @@ class Recorder:
         self.timeline: list[dict[str, Any]] = []
         self._second = _Second()
         self._second_index = 0
-        self._second_started_at = started_at
         self.cpu_started: float | None = None
         self.cpu_stopped: float | None = None
 
@@ -151,7 +150,9 @@ class Recorder:
         if self.current is self.measure:
             self.cpu_stopped = cpu_s
         self.current = None
-        if now - self._second_started_at >= 0.5:
+        # Against the second's nominal start on the run's clock, not the moment the ticker closed the last one:
+        # a ticker that woke early (a stalled loop's cached time) must not turn 0.03 s into a stub second.
+        if now - (self.started_at + self._second_index) >= 0.5:
             self.close_second(users=users, stage=stage, now=now)
 
     def close_second(self, *, users: int, stage: str | None, now: float) -> None:
@@ -159,7 +160,6 @@ class Recorder:
         second, self._second = self._second, _Second()
         index = self._second_index
         self._second_index += 1
-        self._second_started_at = now
         latencies = sorted(second.latencies_us)
         self.timeline.append(
             {
