@@ -36,6 +36,8 @@ HISTOGRAM_KINDS = ("service", "corrected")
 # behind; 2 ms is the smallest threshold that does not count that timer rounding, and anything above it means
 # the user was still waiting for its previous response or the generator process had no CPU to send with.
 LATE_AFTER_MS = 2.0
+# Requests are also counted by completion time in slices this long (recovery timing after a database fault).
+OUTCOME_BUCKET_S = 0.1
 
 Histogram = Any  # hdrh ships no type information
 

@@ -1,4 +1,4 @@
-"""Load: a Locust scenario run headless in its own process, its summary (HDR histograms) turned into our metrics."""
+"""Load: the scenario catalogue, and a Locust scenario run headless in its own process(es) (summaries: load_summary)."""
 
 from __future__ import annotations
 
@@ -6,33 +6,23 @@ import ast
 import json
 import math
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TypedDict
 
-from bench.latency import merge, summarise
-from bench.processes import child_environment, log_tail, python_executable, start_child, stop_child
-from bench.records import (
-    EndpointMetrics,
-    GeneratorSummary,
-    LoadModel,
-    PhaseSummary,
-    PointMetrics,
-    ScenarioOptionValue,
-    TimelineSample,
-)
+from bench.load_summary import LoadError, LoadResult, LocustSummary, result_from_summaries, result_from_summary
+from bench.processes import child_environment, free_port, log_tail, python_executable, start_child, stop_child
+from bench.records import LoadModel, ScenarioOptionValue
+
+__all__ = ["LoadError", "LoadResult", "LoadSettings", "result_from_summary", "run_load"]
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _NOT_SCENARIOS = {"__init__", "base", "lean_client", "recording", "shapes"}
 SUMMARY_FILE = "locust_summary.json"
 LOG_FILE = "locust.log"
 RUN_TIME_SLACK_S = 5
-
-
-class LoadError(Exception):
-    """The load generator failed; the message says why (from its log)."""
 
 
 # ---------------------------------------------------------------- the scenario catalogue and its options
@@ -164,51 +154,6 @@ def _shown(value: ScenarioOptionValue) -> str:
     return ",".join(str(v) for v in value) if isinstance(value, list) else str(value)
 
 
-# ---------------------------------------------------------------- the summary scenarios/recording.py writes
-
-
-class EndpointSummary(TypedDict):
-    requests: int
-    failures: int
-    histogram: str  # the latency users saw (corrected in the open model), encoded
-
-
-class PhaseDump(TypedDict):
-    requests: int
-    failures: int
-    late_requests: int
-    started_at: float
-    stopped_at: float | None
-    histograms: dict[str, str]  # kind ("service", "corrected") -> encoded histogram
-    by_name: dict[str, EndpointSummary]
-    failures_by_kind: dict[str, int]
-
-
-class TimelineDump(TypedDict):
-    t_s: float
-    phase: str
-    users: int
-    requests: int
-    failures: int
-    latency_ms_p50: float | None
-    latency_ms_p99: float | None
-    stage: str | None
-
-
-class LocustSummary(TypedDict):
-    process: str
-    load_model: LoadModel
-    rate: float | None
-    users: int
-    late_after_ms: float
-    started_at: float | None
-    measure_started_at: float | None
-    measure_stopped_at: float | None
-    generator_cpu_s: float | None
-    phases: dict[str, PhaseDump]  # "warmup", "measure"
-    timeline: list[TimelineDump]
-
-
 # ---------------------------------------------------------------- running Locust
 
 
@@ -223,32 +168,22 @@ class LoadSettings:
     load_model: LoadModel = "closed"
     rate: float | None = None  # open model: tasks started per second by all users together (required there)
     scenario_options: dict[str, ScenarioOptionValue] = field(default_factory=dict)
-    cpus: list[int] | None = None  # pin the Locust process to these CPUs
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    metrics: PointMetrics
-    # Epoch seconds, so the harness can line up its telemetry samples with the load generator's periods.
-    started_at: float
-    measure_started_at: float
-    measure_stopped_at: float
+    cpus: list[int] | None = None  # pin the Locust process(es) to these CPUs
+    processes: int = 1  # Locust processes that send (more than one: distributed mode, a master coordinating)
 
 
 def run_load(target_url: str, settings: LoadSettings, raw_dir: Path) -> LoadResult:
-    """Run Locust against `target_url` for warm-up + duration; raw files land in `raw_dir`."""
+    """Run Locust against `target_url` for warm-up + duration; raw files land in `raw_dir`. With several
+    processes, Locust's distributed mode: a master on a 127.0.0.1 port that only coordinates (it spawns the
+    users across the workers and ends the test) and `processes` workers that send, each writing its summary."""
     if settings.load_model == "open" and not (settings.rate and settings.rate > 0):
         raise LoadError("the open load model needs a rate (requests per second) above 0")
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw_dir = raw_dir.resolve()  # Locust runs in the project folder: every path it is given must be absolute
-    summary_path = raw_dir / SUMMARY_FILE
-    log_path = raw_dir / LOG_FILE
     run_time_s = math.ceil(settings.warmup_s + settings.duration_s)
     # No --csv: Locust's own statistics are switched off in scenarios/base.py (ours replace them), so its CSV
     # files would be empty; --only-summary stops its console printer, which would print them every 2 s.
-    argv = [
-        python_executable(), "-m", "locust",
-        "-f", str(get_scenario(settings.scenario).path),
+    test_argv = [
         "--headless", "--only-summary",
         "--host", target_url,
         "--users", str(settings.users),
@@ -256,132 +191,79 @@ def run_load(target_url: str, settings: LoadSettings, raw_dir: Path) -> LoadResu
         "--run-time", f"{run_time_s + RUN_TIME_SLACK_S}s",  # a backstop: scenarios/base.py ends the test itself
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",  # failed requests are data, recorded per kind, not a crash
-        "--loglevel", "WARNING",
     ]  # fmt: skip
-    env = child_environment(
-        {
-            "BENCH_DATASET_ROWS": str(settings.dataset_rows),
-            "BENCH_WARMUP_S": f"{settings.warmup_s:g}",
-            "BENCH_DURATION_S": f"{settings.duration_s:g}",
-            "BENCH_USERS": str(settings.users),
-            "BENCH_SPAWN_RATE": f"{settings.spawn_rate:g}",
-            "BENCH_LOAD_MODEL": settings.load_model,
-            "BENCH_RATE": f"{settings.rate:g}" if settings.load_model == "open" and settings.rate else "",
-            "BENCH_SCENARIO_OPTIONS": json.dumps(settings.scenario_options),
-            "BENCH_SUMMARY_PATH": str(summary_path),
-            "BENCH_PROCESS_NAME": "local-1",
-            "PYTHONPATH": str(SCENARIOS_DIR.parent),
-        }
-    )
-    process = start_child(argv, env=env, log_path=log_path, cwd=SCENARIOS_DIR.parent, cpus=settings.cpus)
+    if settings.processes == 1:
+        children = [_Child("local-1", raw_dir / SUMMARY_FILE, raw_dir / LOG_FILE, test_argv)]
+    else:
+        port = free_port()
+        master = [
+            *test_argv, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+            "--expect-workers", str(settings.processes), "--expect-workers-max-wait", str(WORKERS_WAIT_S),
+        ]  # fmt: skip
+        worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+        children = [_Child("master", None, raw_dir / "locust-master.log", master)] + [
+            _Child(f"local-{n}", raw_dir / f"locust_summary-local-{n}.json", raw_dir / f"locust-local-{n}.log", worker)
+            for n in range(1, settings.processes + 1)
+        ]
+    summaries = _run_children(children, settings, timeout_s=run_time_s + 60 + WORKERS_WAIT_S)
+    return result_from_summaries(summaries)
+
+
+# Seconds the master waits for its workers to connect before it gives up (they start in about a second).
+WORKERS_WAIT_S = 30
+
+
+@dataclass(frozen=True)
+class _Child:
+    name: str  # "local-1"..., or "master", which sends nothing and writes no summary
+    summary_path: Path | None
+    log_path: Path
+    argv: list[str]  # Locust options after the locustfile
+
+
+def _run_children(children: list[_Child], settings: LoadSettings, timeout_s: float) -> list[LocustSummary]:
+    senders = [child for child in children if child.summary_path is not None]
+    started: list[tuple[_Child, subprocess.Popen[bytes]]] = []
     try:
-        process.wait(timeout=run_time_s + 60)
-    except subprocess.TimeoutExpired:
-        raise LoadError(f"Locust did not stop within {run_time_s + 60} s") from None
+        for child in children:
+            argv = [
+                python_executable(), "-m", "locust", "-f", str(get_scenario(settings.scenario).path),
+                *child.argv, "--loglevel", "WARNING",
+            ]  # fmt: skip
+            index = senders.index(child) if child in senders else 0
+            env = child_environment(_scenario_env(settings, child, index, len(senders)))
+            process = start_child(argv, env=env, log_path=child.log_path, cwd=SCENARIOS_DIR.parent, cpus=settings.cpus)
+            started.append((child, process))
+        deadline = time.monotonic() + timeout_s
+        for child, process in started:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                raise LoadError(f"Locust ({child.name}) did not stop within {timeout_s:.0f} s") from None
     finally:
-        stop_child(process)
-    if process.returncode != 0 or not summary_path.exists():
-        raise LoadError(f"Locust failed (exit {process.returncode}): {log_tail(log_path) or 'no output'}")
-    summary: LocustSummary = json.loads(summary_path.read_text(encoding="utf-8"))
-    return result_from_summary(summary)
+        for _, process in reversed(started):
+            stop_child(process)
+    for child, process in started:
+        if process.returncode != 0 or (child.summary_path is not None and not child.summary_path.exists()):
+            reason = log_tail(child.log_path) or "no output"
+            raise LoadError(f"Locust ({child.name}) failed (exit {process.returncode}): {reason}")
+    return [json.loads(c.summary_path.read_text(encoding="utf-8")) for c in senders if c.summary_path is not None]
 
 
-# ---------------------------------------------------------------- converting the summary, once, at the boundary
-
-
-def result_from_summary(summary: LocustSummary) -> LoadResult:
-    measure = summary["phases"].get("measure")
-    started = summary["measure_started_at"]
-    stopped = summary["measure_stopped_at"]
-    if measure is None or started is None or stopped is None or stopped <= started or summary["started_at"] is None:
-        raise LoadError("the run ended before the warm-up did; lengthen the duration")
-    return LoadResult(
-        metrics=metrics_from_summary(summary),
-        started_at=summary["started_at"],
-        measure_started_at=started,
-        measure_stopped_at=stopped,
-    )
-
-
-def metrics_from_summary(summary: LocustSummary) -> PointMetrics:
-    """The measured period's figures; latency_ms_* are the corrected latency in the open model, the service
-    time in the closed one, all from the HDR histograms (exact to 3 significant digits)."""
-    measure = summary["phases"]["measure"]
-    measured_s = _seconds(measure)
-    generator = _generator(summary["process"], measure, summary["generator_cpu_s"])
-    generators = [generator]  # one Locust process today; several would merge below without loss
-    histograms = {
-        kind: merge([g.histograms[kind] for g in generators])
-        for kind in ("service", "corrected")
-        if all(kind in g.histograms for g in generators)
+def _scenario_env(settings: LoadSettings, child: _Child, index: int, processes: int) -> dict[str, str]:
+    """What scenarios/base.py reads at import (see its docstring)."""
+    return {
+        "BENCH_DATASET_ROWS": str(settings.dataset_rows),
+        "BENCH_WARMUP_S": f"{settings.warmup_s:g}",
+        "BENCH_DURATION_S": f"{settings.duration_s:g}",
+        "BENCH_USERS": str(settings.users),
+        "BENCH_SPAWN_RATE": f"{settings.spawn_rate:g}",
+        "BENCH_LOAD_MODEL": settings.load_model,
+        "BENCH_RATE": f"{settings.rate:g}" if settings.load_model == "open" and settings.rate else "",
+        "BENCH_SCENARIO_OPTIONS": json.dumps(settings.scenario_options),
+        "BENCH_SUMMARY_PATH": str(child.summary_path or ""),
+        "BENCH_PROCESS_NAME": child.name,
+        "BENCH_PROCESS_INDEX": str(index),
+        "BENCH_PROCESSES": str(processes),
+        "PYTHONPATH": str(SCENARIOS_DIR.parent),
     }
-    open_model = summary["load_model"] == "open"
-    service = summarise(histograms["service"])
-    corrected = summarise(histograms["corrected"]) if open_model else None
-    seen = corrected or service
-    requests = sum(g.requests for g in generators)
-    failures = sum(g.failures for g in generators)
-    cpu_s = summary["generator_cpu_s"]
-    warmup = summary["phases"].get("warmup")
-    return PointMetrics(
-        requests=requests,
-        failures=failures,
-        error_rate=failures / requests if requests else 0.0,
-        requests_per_s=requests / measured_s,
-        measured_s=measured_s,
-        latency_ms_mean=seen.mean_ms,
-        latency_ms_p50=seen.p50_ms,
-        latency_ms_p90=seen.p90_ms,
-        latency_ms_p95=seen.p95_ms,
-        latency_ms_p99=seen.p99_ms,
-        latency_ms_p999=seen.p999_ms,
-        latency_ms_max=seen.max_ms,
-        failures_by_kind=measure["failures_by_kind"],
-        by_name={name: _endpoint(entry, measured_s) for name, entry in measure["by_name"].items()},
-        generator_cpu_s=cpu_s,
-        generator_cpu_us_per_request=(cpu_s * 1e6 / requests) if cpu_s is not None and requests else None,
-        load_model=summary["load_model"],
-        service_time=service,
-        corrected_latency=corrected,
-        late_requests=measure["late_requests"],
-        generator_cpu_utilisation=cpu_s / measured_s if cpu_s is not None else None,
-        histograms=histograms,
-        warmup=_warmup(warmup) if warmup is not None else None,
-        timeline=[TimelineSample.model_validate(sample) for sample in summary["timeline"]],
-        generators=generators,
-    )
-
-
-def _seconds(phase: PhaseDump) -> float:
-    return (phase["stopped_at"] or phase["started_at"]) - phase["started_at"]
-
-
-def _generator(process: str, measure: PhaseDump, cpu_s: float | None) -> GeneratorSummary:
-    return GeneratorSummary(
-        process=process,
-        requests=measure["requests"],
-        failures=measure["failures"],
-        cpu_s=cpu_s,
-        histograms=measure["histograms"],
-    )
-
-
-def _warmup(phase: PhaseDump) -> PhaseSummary:
-    return PhaseSummary(
-        requests=phase["requests"],
-        failures=phase["failures"],
-        seconds=_seconds(phase),
-        service_time=summarise(phase["histograms"]["service"]),
-        histograms=phase["histograms"],
-    )
-
-
-def _endpoint(entry: EndpointSummary, measured_s: float) -> EndpointMetrics:
-    latency = summarise(entry["histogram"])
-    return EndpointMetrics(
-        requests=entry["requests"],
-        failures=entry["failures"],
-        requests_per_s=entry["requests"] / measured_s,
-        latency_ms_p50=latency.p50_ms,
-        latency_ms_p99=latency.p99_ms,
-    )

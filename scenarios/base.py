@@ -12,6 +12,13 @@ written here. Settings arrive through the environment the harness sets (bench/lo
   BENCH_SCENARIO_OPTIONS  the workload's options as JSON (validated by the harness against its OPTIONS)
   BENCH_SUMMARY_PATH      where to write the summary (JSON) when Locust quits
   BENCH_PROCESS_NAME      this generator process's name in the record
+  BENCH_PROCESS_INDEX     0-based index of this generator process among BENCH_PROCESSES (Locust distributed
+  BENCH_PROCESSES         mode: one master that only coordinates, and worker processes that send; see below)
+
+Several processes: the master ends the test (after warm-up + duration); each worker records its own requests and
+writes its own summary when the master tells it to quit, which the harness merges (histograms add without loss).
+In the open model user u of worker w takes the global timetable index u * BENCH_PROCESSES + w, so the processes'
+users interleave instead of firing together.
 
 Open model (wrk2's constant arrival rate): user u of N starts its k-th task at t0 + u/rate + k*N/rate
 (bench.latency.Timetable), sleeping until then; when it is behind (its previous task took longer than N/rate)
@@ -39,6 +46,7 @@ from typing import Any
 import gevent
 from locust import events
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from bench.latency import Timetable, wait_before
 from scenarios.lean_client import LeanHttpUser
@@ -53,6 +61,8 @@ LOAD_MODEL = os.environ.get("BENCH_LOAD_MODEL", "closed")
 RATE = float(os.environ["BENCH_RATE"]) if os.environ.get("BENCH_RATE") else None
 SUMMARY_PATH = os.environ.get("BENCH_SUMMARY_PATH", "")
 PROCESS_NAME = os.environ.get("BENCH_PROCESS_NAME", "local-1")
+PROCESS_INDEX = int(os.environ.get("BENCH_PROCESS_INDEX", "0"))
+PROCESSES = int(os.environ.get("BENCH_PROCESSES", "1"))
 OPEN_MODEL = LOAD_MODEL == "open"
 if OPEN_MODEL and not RATE:
     raise SystemExit("the open load model needs BENCH_RATE (tasks per second)")
@@ -108,7 +118,8 @@ class ItemUser(LeanHttpUser):
             return
         assert RATE is not None
         self._index = _indices.take()
-        self._timetable = Timetable(_recorder().started_at, self._index, USERS, RATE)
+        global_index = self._index * PROCESSES + PROCESS_INDEX
+        self._timetable = Timetable(_recorder().started_at, global_index, USERS, RATE)
         self._slot = self._timetable.first_slot_at_or_after(time.time())
         self._due = self._timetable.intended_start(self._slot)
         gevent.sleep(wait_before(self._due, time.time()))
@@ -210,8 +221,10 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     else:
         _start_measurement(recorder)
     # Ended here rather than by --run-time (whose clock starts before this event, and which load shapes
-    # ignore), so the measured period is the duration asked for, to the timer's precision.
-    _state["end"] = gevent.spawn_later(WARMUP_S + DURATION_S, _end_test, environment)
+    # ignore), so the measured period is the duration asked for, to the timer's precision. A worker waits for
+    # its master's quit: ending itself would only drop it from the test.
+    if not isinstance(environment.runner, WorkerRunner):
+        _state["end"] = gevent.spawn_later(WARMUP_S + DURATION_S, _end_test, environment)
 
 
 @events.test_stopping.add_listener

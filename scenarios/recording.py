@@ -15,7 +15,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench.latency import LATE_AFTER_MS, LatencyCounts, clamp_us, corrected_latency_us, nearest_rank_ms
+from bench.latency import (
+    LATE_AFTER_MS,
+    OUTCOME_BUCKET_S,
+    LatencyCounts,
+    clamp_us,
+    corrected_latency_us,
+    nearest_rank_ms,
+)
 
 
 def failure_kind(error: object) -> str:
@@ -102,6 +109,10 @@ class Recorder:
         self.timeline: list[dict[str, Any]] = []
         self._second = _Second()
         self._second_index = 0
+        # Requests by completion time in OUTCOME_BUCKET_S slices from started_at: fine enough to time a recovery
+        # after a database fault (bench/faults.py), cheap enough to keep always (two list updates a request).
+        self.ok_by_bucket: list[int] = []
+        self.failed_by_bucket: list[int] = []
         self.cpu_started: float | None = None
         self.cpu_stopped: float | None = None
 
@@ -125,6 +136,13 @@ class Recorder:
         endpoint.requests += 1
         endpoint.latency.record(seen_us)
         phase.requests += 1
+        bucket = int((sent_at + service_ms / 1000 - self.started_at) / OUTCOME_BUCKET_S)
+        if bucket >= 0:
+            if bucket >= len(self.ok_by_bucket):
+                grow = bucket + 1 - len(self.ok_by_bucket)
+                self.ok_by_bucket.extend([0] * grow)
+                self.failed_by_bucket.extend([0] * grow)
+            (self.ok_by_bucket if error is None else self.failed_by_bucket)[bucket] += 1
         second = self._second
         second.requests += 1
         second.latencies_us.append(seen_us)
@@ -193,6 +211,7 @@ class Recorder:
             "generator_cpu_s": cpu_s,
             "phases": {phase.name: phase.summary() for phase in (self.warmup, measure) if phase is not None},
             "timeline": self.timeline,
+            "outcomes": {"bucket_s": OUTCOME_BUCKET_S, "ok": self.ok_by_bucket, "failed": self.failed_by_bucket},
         }
 
 
@@ -210,4 +229,5 @@ def never_started_summary(*, process: str, load_model: str, rate: float | None, 
         "generator_cpu_s": None,
         "phases": {},
         "timeline": [],
+        "outcomes": {"bucket_s": OUTCOME_BUCKET_S, "ok": [], "failed": []},
     }

@@ -36,7 +36,7 @@ def run(memory_url: str, raw_dir: Path, **given: object) -> LoadResult:
     return run_load(memory_url, LoadSettings(**settings), raw_dir)  # type: ignore[arg-type]
 
 
-def check_common(result: LoadResult) -> None:
+def check_common(result: LoadResult, processes: int = 1) -> None:
     """What holds in either model: periods, warm-up apart, histograms, timeline, generator."""
     metrics = result.metrics
     assert result.started_at < result.measure_started_at < result.measure_stopped_at
@@ -63,8 +63,9 @@ def check_common(result: LoadResult) -> None:
     recorded = sum(sample.requests for sample in timeline)
     assert 0.8 * (metrics.requests + warmup.requests) <= recorded <= metrics.requests + warmup.requests
 
-    assert [g.process for g in metrics.generators] == ["local-1"]
-    assert metrics.generators[0].requests == metrics.requests
+    assert [g.process for g in metrics.generators] == [f"local-{n}" for n in range(1, processes + 1)]
+    assert sum(g.requests for g in metrics.generators) == metrics.requests
+    assert all(g.requests > 0 for g in metrics.generators)
     assert metrics.generator_cpu_s is not None and metrics.generator_cpu_s > 0
     assert metrics.generator_cpu_utilisation == pytest.approx(metrics.generator_cpu_s / metrics.measured_s)
     assert set(metrics.by_name) == {"GET /items", "GET /items/{item_id}"}
@@ -117,3 +118,21 @@ def test_a_run_that_never_measured_is_an_error() -> None:
     }  # fmt: skip
     with pytest.raises(LoadError, match="before the warm-up"):
         result_from_summary(summary)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("load_model", ["closed", "open"])
+def test_two_processes_merge_into_one_result_without_loss(memory_url: str, tmp_path: Path, load_model: str) -> None:
+    """Locust's distributed mode: a master and two workers, each worker's summary merged into one point."""
+    given = {"load_model": "open", "rate": 200.0} if load_model == "open" else {}
+    result = run(memory_url, tmp_path, processes=2, **given)
+    check_common(result, processes=2)
+    metrics = result.metrics
+    for kind, encoded in metrics.histograms.items():  # the merged histogram is the sum of the workers' own
+        assert summarise(encoded).count == sum(summarise(g.histograms[kind]).count for g in metrics.generators)
+    assert metrics.generator_cpu_s == pytest.approx(sum(g.cpu_s or 0 for g in metrics.generators))
+    assert result.outcomes is not None and sum(result.outcomes.ok) >= metrics.requests
+    assert {p.name for p in tmp_path.glob("locust_summary-*.json")} == {
+        "locust_summary-local-1.json",
+        "locust_summary-local-2.json",
+    }
+    assert (tmp_path / "locust-master.log").exists() and not (tmp_path / "locust_summary.json").exists()
