@@ -27,6 +27,7 @@ from bench.load import LoadError, LoadSettings, run_load
 from bench.records import Calibration, GeneratorFigures
 from bench.results import write_json
 from bench.server import ServerStartError, run_server
+from bench.urls import check_credentials
 from bench.wrk import run_wrk, wrk_path
 
 CALIBRATION_DIR = "calibration"
@@ -56,6 +57,7 @@ def calibrate(options: CalibrateOptions) -> Calibration:
     info = variants[options.variant]
     cpus = plan_cpus(options.pin_cpus)
     backend = get_backend(info.backend)
+    check_credentials(options.database_url, "--database-url")
     environment = collect_environment()
     with ExitStack() as stack:
         work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-calibrate-")))

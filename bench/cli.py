@@ -153,7 +153,32 @@ def run(
         str | None, typer.Option(metavar="SECONDS", help="Seconds a request waits for a pooled connection.")
     ] = None,
     pre_ping: Annotated[
-        bool | None, typer.Option("--pre-ping/--no-pre-ping", help="Check connections on checkout.")
+        list[str] | None,
+        typer.Option(
+            "--pre-ping",
+            metavar="on|off[,on|off]",
+            help="Check connections on checkout (pool_pre_ping); `on,off` sweeps both (default off).",
+        ),
+    ] = None,
+    workers: Annotated[
+        list[str] | None,
+        typer.Option(metavar="N[,N...]", help="uvicorn worker processes to sweep; each has its own pool (default 1)."),
+    ] = None,
+    processes: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N",
+            help="Locust processes sending the load (Locust's distributed mode: a master and N local workers, "
+            "their histograms merged); use it when one generator process saturates a core (default 1).",
+        ),
+    ] = None,
+    fault: Annotated[
+        str | None,
+        typer.Option(
+            metavar="KIND:at=T,down=D",
+            help="Inject a database fault in every point's measured period: db-restart (stop, start again) or "
+            "db-pause (SIGSTOP, SIGCONT), e.g. db-restart:at=5s,down=3s; needs a database bench started.",
+        ),
     ] = None,
     thread_tokens: Annotated[
         list[str] | None,
@@ -250,7 +275,10 @@ def run(
         "repeat": repeat,
         "dataset_rows": rows,
         "pool_timeout_s": pool_timeout,
-        "pool_pre_ping": pre_ping,
+        "pool_pre_ping": _split(pre_ping),  # pydantic reads on/off, true/false, yes/no, 1/0
+        "workers": _split(workers),
+        "processes": processes,
+        "fault": fault,
         "thread_tokens": _split(thread_tokens),
         "load_model": load_model,
         "rates": _split(rate),

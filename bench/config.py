@@ -38,6 +38,8 @@ OPTION_NAMES = {
     "pool_pre_ping": "--pre-ping",
     "thread_tokens": "--thread-tokens",
     "workers": "--workers",
+    "processes": "--processes",
+    "fault": "--fault",
     "load_model": "--load-model",
     "rates": "--rate",
     "scenario_options": "--scenario-option",

@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.environment import machine_label
+from bench.fault_report import EXPLANATION as FAULT_EXPLANATION
+from bench.fault_report import HEADERS as FAULT_HEADERS
+from bench.fault_report import fault_rows
 from bench.findings import FLAG_MEANINGS, CellKey, cell_flags_text, is_stalled, load_text, unstable_keys
 from bench.records import PointRecord, RunRecord
 from bench.report import Cell, aggregate, load_model_caption
@@ -311,6 +314,11 @@ def _failures(points: list[PointRecord]) -> str:
     return _table(["point", "variant", "pool", "load", "reason"], rows)
 
 
+def _faults(points: list[PointRecord]) -> str:
+    rows = [[_e(cell) for cell in row] for row in fault_rows(points)]
+    return f"<p>{_e(FAULT_EXPLANATION)}</p>" + _table(FAULT_HEADERS, rows, numeric={4, 5, 6, 7, 9, 10})
+
+
 def _value_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
@@ -379,6 +387,11 @@ def render_html(
         ("calibration", "Load generator calibration", _calibration(run)),
         ("summary", "Summary per load", _summaries(cells, unstable)),
         ("flags", "Flags explained", _flags_explained()),
+        *(
+            [("faults", "Database fault and recovery", _faults(points))]
+            if any(p.fault is not None for p in points)
+            else []
+        ),
         ("failures", "Failed points", _failures(points)),
         ("sweep", "Sweep configuration", _sweep(run)),
         (

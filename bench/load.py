@@ -21,6 +21,7 @@ __all__ = ["LoadError", "LoadResult", "LoadSettings", "result_from_summary", "ru
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _NOT_SCENARIOS = {"__init__", "base", "lean_client", "recording", "shapes"}
 SUMMARY_FILE = "locust_summary.json"
+STARTED_FILE = "locust_started"  # the epoch second the test started, written by the process that ends it
 LOG_FILE = "locust.log"
 RUN_TIME_SLACK_S = 5
 
@@ -180,6 +181,7 @@ def run_load(target_url: str, settings: LoadSettings, raw_dir: Path) -> LoadResu
         raise LoadError("the open load model needs a rate (requests per second) above 0")
     raw_dir.mkdir(parents=True, exist_ok=True)
     raw_dir = raw_dir.resolve()  # Locust runs in the project folder: every path it is given must be absolute
+    (raw_dir / STARTED_FILE).unlink(missing_ok=True)
     run_time_s = math.ceil(settings.warmup_s + settings.duration_s)
     # No --csv: Locust's own statistics are switched off in scenarios/base.py (ours replace them), so its CSV
     # files would be empty; --only-summary stops its console printer, which would print them every 2 s.
@@ -262,8 +264,17 @@ def _scenario_env(settings: LoadSettings, child: _Child, index: int, processes: 
         "BENCH_RATE": f"{settings.rate:g}" if settings.load_model == "open" and settings.rate else "",
         "BENCH_SCENARIO_OPTIONS": json.dumps(settings.scenario_options),
         "BENCH_SUMMARY_PATH": str(child.summary_path or ""),
+        "BENCH_STARTED_PATH": str(child.log_path.parent / STARTED_FILE),
         "BENCH_PROCESS_NAME": child.name,
         "BENCH_PROCESS_INDEX": str(index),
         "BENCH_PROCESSES": str(processes),
         "PYTHONPATH": str(SCENARIOS_DIR.parent),
     }
+
+
+def test_started_at(raw_dir: Path) -> float | None:
+    """When the running test in `raw_dir` started (epoch seconds), once Locust has said so; None before."""
+    try:
+        return float((raw_dir.resolve() / STARTED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None

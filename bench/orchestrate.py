@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -20,12 +21,15 @@ from bench.databases.backend import Backend, Database
 from bench.databases.registry import get_backend
 from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
-from bench.load import LoadError, LoadSettings, run_load
+from bench.fault_injection import FaultInjector
+from bench.faults import fault_record
+from bench.load import LoadError, LoadSettings, run_load, test_started_at
 from bench.plan import Point, SweepSpec, build_plan
 from bench.probes.sampler import TelemetrySampler
 from bench.records import (
     Calibration,
     DatabaseInfo,
+    FaultRecord,
     PointConfig,
     PointMetrics,
     PointRecord,
@@ -37,7 +41,7 @@ from bench.results import RunFolder, create_run_folder, open_run, remove_run_fol
 from bench.server import ServerStartError, run_server
 from bench.stats import group_repeats
 from bench.telemetry_records import Telemetry
-from bench.urls import mask_url
+from bench.urls import check_credentials, mask_url
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 
@@ -119,9 +123,9 @@ def _point_config(point: Point, spec: SweepSpec, database: Database, cpus: CpuPl
         duration_s=spec.duration_s,
         repeat_index=point.repeat_index,
         pool_timeout_s=spec.pool_timeout_s,
-        pool_pre_ping=spec.pool_pre_ping,
+        pool_pre_ping=point.pool_pre_ping,
         thread_tokens=point.thread_tokens,
-        workers=spec.workers,
+        workers=point.workers,
         dataset_rows=spec.dataset_rows,
         load_model=spec.load_model,
         rate=point.rate,
@@ -129,6 +133,8 @@ def _point_config(point: Point, spec: SweepSpec, database: Database, cpus: CpuPl
         server_cpus=cpus.server,
         generator_cpus=cpus.generator,
         telemetry=spec.telemetry,
+        generator_processes=spec.processes,
+        fault=spec.fault if database.control is not None else None,
     )
 
 
@@ -185,6 +191,7 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
     seed: SeedInfo | None = None
     server_info: ServerInfo | None = None
     telemetry: Telemetry | None = None
+    fault: FaultRecord | None = None
     try:
         result = backend.seed(database, spec.dataset_rows)
         if result is not None:
@@ -193,7 +200,7 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
             point.variant.name,
             settings=_app_settings(config, database.url),
             log_path=raw_dir / "uvicorn.log",
-            workers=spec.workers,
+            workers=point.workers,
             cpus=context.cpus.server,
         ) as server:
             _check_app_config(config, server.health)
@@ -216,12 +223,29 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
                 rate=point.rate,
                 scenario_options=spec.scenario_options,
                 cpus=context.cpus.generator,
+                processes=spec.processes,
             )
             sampler = TelemetrySampler(app_url=server.base_url, database=database)
-            with sampler:
+            fault_spec = spec.fault_spec() if database.control is not None else None
+            with ExitStack() as during_load:
+                during_load.enter_context(sampler)
+                injector = (
+                    during_load.enter_context(
+                        FaultInjector(
+                            fault_spec,
+                            database.control,
+                            partial(test_started_at, raw_dir),
+                            spec.warmup_s + fault_spec.at_s,
+                        )
+                    )
+                    if fault_spec is not None and database.control is not None
+                    else None
+                )
                 loaded = run_load(server.base_url, load, raw_dir)
             metrics = loaded.metrics
             telemetry = sampler.summary(loaded.started_at, loaded.measure_started_at, loaded.measure_stopped_at)
+            if injector is not None and fault_spec is not None:
+                fault = fault_record(fault_spec, injector.times(), loaded)
     except (ServerStartError, LoadError, BenchError) as exc:
         message = exc.message if isinstance(exc, BenchError) else str(exc)
         return PointRecord(
@@ -246,6 +270,7 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
         config=config,
         metrics=metrics,
         telemetry=telemetry,
+        fault=fault,
         server=server_info,
         seed=seed,
         started_at=started_at,
@@ -297,6 +322,18 @@ def _raw_files(folder: RunFolder, raw_dir: Path) -> list[str]:
     return sorted(str(path.relative_to(folder.path)) for path in raw_dir.iterdir() if path.is_file())
 
 
+def _check_faultable(fault: str, databases: dict[str, Database]) -> None:
+    """BenchError unless bench can stop and freeze every database of the run (the in-memory baseline has none:
+    its points run without the fault, as the control group)."""
+    for database in databases.values():
+        if database.backend != "memory" and database.control is None:
+            how = "was given by URL" if not database.embedded else "cannot be stopped by bench yet"
+            raise BenchError(
+                f"--fault {fault} needs a database bench started itself, and {database.label} {how}; "
+                "leave out its URL (bench then starts one) or inject the fault by hand (README: fault injection)"
+            )
+
+
 def _backends_of(points: list[Point]) -> dict[str, Backend]:
     """The backends the plan needs, in plan order; fails (one line) before anything starts if one is missing."""
     names = dict.fromkeys(p.variant.backend for p in points)
@@ -331,6 +368,8 @@ def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
     records = dict(job.recorded)
     measured = 0
     try:
+        for name, backend in job.backends.items():  # before any driver sees a URL it would split wrongly
+            check_credentials(job.database_urls.get(name), backend.url_option)
         with ExitStack() as stack:
             stack.enter_context(sigterm_as_interrupt())
             databases: dict[str, Database] = {}
@@ -343,6 +382,8 @@ def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
                         work_dir=folder.path,
                     )
                 )
+            if spec.fault is not None:
+                _check_faultable(spec.fault, databases)
             infos = {n: _database_info(d) for n, d in databases.items()}
             if job.resume_argv is not None:
                 # The points measured before keep the databases recorded then; this session's are kept in the

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from apps.catalog import VariantInfo, all_variants
 from bench.dataset import DEFAULT_ROWS
+from bench.faults import FaultSpec, check_fits, parse_fault
 from bench.records import LoadModel, ScenarioOptionValue
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -35,10 +36,14 @@ class SweepSpec(BaseModel):
     repeat: PositiveInt = 1
     dataset_rows: int = Field(default=DEFAULT_ROWS, ge=1, le=10_000_000)
     pool_timeout_s: float = Field(default=30.0, gt=0)
-    pool_pre_ping: bool = False
+    # Each a sweep dimension: [False, True] compares checking connections on checkout with not checking.
+    pool_pre_ping: list[bool] = Field(default_factory=lambda: [False], min_length=1)
     # anyio's default limiter (40 tokens) caps concurrent `def` routes whatever the pool allows: a sweep dimension.
     thread_tokens: list[PositiveInt] = Field(default_factory=lambda: [40], min_length=1)
-    workers: PositiveInt = 1
+    workers: list[PositiveInt] = Field(default_factory=lambda: [1], min_length=1)  # uvicorn worker processes
+    processes: int = Field(default=1, ge=1, le=64)  # Locust processes sending the load (distributed mode)
+    # A database fault injected in every point's measured period, e.g. "db-restart:at=20s,down=5s".
+    fault: str | None = None
     # closed: `users` keep one request each in flight. open: requests start at `rates` per second whatever the
     # server does, carried by `users` connections; latency then counts from each request's intended start.
     load_model: LoadModel = "closed"
@@ -68,15 +73,20 @@ class SweepSpec(BaseModel):
             raise ValueError(f"unknown scenario {name} (known: {', '.join(available_scenarios())})")
         return name
 
-    @field_validator("thread_tokens", mode="before")
+    @field_validator("thread_tokens", "workers", "pool_pre_ping", mode="before")
     @classmethod
     def _one_or_many(cls, value: object) -> object:
         return [value] if isinstance(value, int | str) else value  # `thread_tokens = 40` in a config file
 
-    @field_validator("pool_sizes", "max_overflows", "users", "thread_tokens", "rates")
+    @field_validator("pool_sizes", "max_overflows", "users", "thread_tokens", "rates", "workers", "pool_pre_ping")
     @classmethod
     def _sorted_unique(cls, values: list[int]) -> list[int]:
         return sorted(set(values))
+
+    @field_validator("fault")
+    @classmethod
+    def _valid_fault(cls, text: str | None) -> str | None:
+        return None if text is None else parse_fault(text).text()
 
     @model_validator(mode="after")
     def _load_model_and_options(self) -> Self:
@@ -89,11 +99,17 @@ class SweepSpec(BaseModel):
         given = {key: _option_text(value) for key, value in self.scenario_options.items()}
         resolved = resolve_scenario_options(self.scenario, given)
         object.__setattr__(self, "scenario_options", resolved)  # frozen model: set once, here, validated
+        if self.fault is not None:
+            check_fits(parse_fault(self.fault), self.duration_s)
         return self
 
+    def fault_spec(self) -> FaultSpec | None:
+        return None if self.fault is None else parse_fault(self.fault)
+
     def max_connections_needed(self) -> int:
-        """Connections the sweep may open at once: workers x the largest pool (plus its overflow)."""
-        return self.workers * (max(self.pool_sizes) + max(self.max_overflows))
+        """Connections the sweep may open at once: each uvicorn worker has its own pool, so the most workers
+        x the largest pool (plus its overflow)."""
+        return max(self.workers) * (max(self.pool_sizes) + max(self.max_overflows))
 
 
 def _option_text(value: object) -> str:
@@ -115,16 +131,22 @@ class Point:
     repeat_index: int
     thread_tokens: int = 40
     rate: float | None = None  # open model only
+    pool_pre_ping: bool = False
+    workers: int = 1
 
     @property
     def point_id(self) -> str:
         pool = f"ps{self.pool_size}-mo{self.max_overflow}" if self.pool_size is not None else "nopool"
+        pool += "-pp" if self.pool_pre_ping else ""  # the defaults add nothing: older runs' ids stay as they were
         load = f"u{self.users}" if self.rate is None else f"u{self.users}-rate{self.rate:g}"
+        load += f"-w{self.workers}" if self.workers > 1 else ""
         return f"{self.index:03d}-{self.variant.name}-{pool}-t{self.thread_tokens}-{load}-r{self.repeat_index}"
 
     def label(self) -> str:
         pool = f"pool_size={self.pool_size} max_overflow={self.max_overflow}" if self.variant.pooled else "no pool"
+        pool += " pre_ping" if self.pool_pre_ping else ""
         load = f"users={self.users}" if self.rate is None else f"rate={self.rate:g}/s connections={self.users}"
+        load += f" workers={self.workers}" if self.workers > 1 else ""
         return f"{self.variant.name} {pool} threads={self.thread_tokens} {load} repeat={self.repeat_index}"
 
 
@@ -137,16 +159,27 @@ def build_plan(spec: SweepSpec) -> list[Point]:
     variants = [catalog[name] for name in spec.variants]
     rates: list[float | None] = list(spec.rates) if spec.load_model == "open" else [None]
     points: list[Point] = []
-    done: set[tuple[str, int | None, int | None, int, int, float | None]] = set()
-    grid = list(product(spec.users, rates, spec.thread_tokens, spec.pool_sizes, spec.max_overflows, variants))
+    done: set[tuple[object, ...]] = set()
+    grid = list(
+        product(
+            spec.workers, spec.users, rates, spec.thread_tokens, spec.pool_sizes, spec.max_overflows,
+            spec.pool_pre_ping, variants,
+        )
+    )  # fmt: skip
     for repeat_index in range(1, spec.repeat + 1):
         done.clear()
-        for users, rate, thread_tokens, pool_size, max_overflow, variant in grid:
+        for workers, users, rate, thread_tokens, pool_size, max_overflow, wants_pre_ping, variant in grid:
             size, overflow = (pool_size, max_overflow) if variant.pooled else (None, None)
+            pre_ping = wants_pre_ping and variant.pooled  # no pool, nothing to check
             tokens = thread_tokens if variant.mode == "sync" else spec.thread_tokens[0]
-            key = (variant.name, size, overflow, users, tokens, rate)
+            key = (variant.name, size, overflow, users, tokens, rate, pre_ping, workers)
             if key in done:
                 continue
             done.add(key)
-            points.append(Point(len(points) + 1, variant, size, overflow, users, repeat_index, tokens, rate))
+            points.append(
+                Point(
+                    len(points) + 1, variant, size, overflow, users, repeat_index, tokens, rate,
+                    pool_pre_ping=pre_ping, workers=workers,
+                )
+            )  # fmt: skip
     return points

@@ -16,7 +16,9 @@ from bench.telemetry_records import Telemetry
 #      telemetry; PointMetrics gains HDR histograms (service time and corrected latency), the warm-up kept
 #      apart, a per-second timeline and per-generator figures; PointRecord gains app and database telemetry.
 #      Every new field has a default, so a v2 file reads as v3 with only the version changed.
-SCHEMA_VERSION = 3
+#   4: robustness and scale-out: PointConfig gains generator_processes, fault and target_url; PointRecord gains
+#      `fault` (what a database fault injected mid-measurement did). Defaults again: v3 reads as v4.
+SCHEMA_VERSION = 4
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
 PointStatus = Literal["ok", "failed"]
@@ -59,6 +61,9 @@ class PointConfig(_Record):
     server_cpus: list[int] | None = None  # CPU pinning (sched_setaffinity); None: not pinned
     generator_cpus: list[int] | None = None
     telemetry: bool = True  # the app's /metrics instrumentation on (its cost is measured with it off)
+    generator_processes: int = 1  # Locust processes that sent the load (more than 1: distributed mode)
+    fault: str | None = None  # e.g. "db-restart:at=20s,down=5s" (bench/faults.py)
+    target_url: str | None = None  # a service the harness did not start (--target-url), password masked
 
 
 class EndpointMetrics(_Record):
@@ -184,6 +189,28 @@ class PointRecord(_Record):
     flags: list[str] = Field(default_factory=list)
     # The app's /metrics and the database's own counters, sampled every second during the measurement.
     telemetry: Telemetry | None = None
+    fault: FaultRecord | None = None  # when config.fault: what was done to the database and what followed
+
+
+class FaultRecord(_Record):
+    """A database fault during the measured period and its effect (bench/faults.py tells how it is read)."""
+
+    kind: str  # "db-restart" or "db-pause"
+    planned_at_s: float  # into the measured period, as asked
+    down_s: float
+    injected_at_s: float | None  # when it really happened, seconds into the measured period
+    back_at_s: float | None  # when the database was back (accepting connections / resumed)
+    error: str | None = None  # injecting or restoring failed: why
+    errors_before: int = 0
+    errors_during: int = 0
+    errors_after: int = 0
+    first_success_after_back_s: float | None = None
+    last_error_after_back_s: float | None = None
+    recovered: bool | None = None  # None: the measurement ended too soon after "back" to tell
+    # Completed requests per slice of the measured period (for the recovery chart).
+    slice_s: float = 0.1
+    ok_per_slice: list[int] = Field(default_factory=list)
+    failed_per_slice: list[int] = Field(default_factory=list)
 
 
 class DatabaseInfo(_Record):

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from apps.catalog import all_variants
 from bench.charts import draw_catalogue
 from bench.environment import machine_label
+from bench.fault_report import fault_markdown
 from bench.records import PointRecord, RunRecord
 from bench.results import RunFolder, write_atomic
 from bench.stats import summarise
@@ -483,6 +484,7 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
             f"| {_optional(c.db_connections_max, '{:,.0f}')} | {_optional(c.generator_cpu, '{:.0%}')} "
             f"| {c.repeats} | {c.flags} |"
         )
+    lines += fault_markdown(points)
     failed = [p for p in points if p.status == "failed"]
     if failed:
         lines += ["", "## Failed points", ""]

@@ -194,6 +194,8 @@ def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
         data = _upgrade_1_to_2(data)
     if data["schema_version"] == 2:
         data = dict(data, schema_version=3)  # every field schema 3 added has a default
+    if data["schema_version"] == 3:
+        data = dict(data, schema_version=4)  # so has every field schema 4 added
     return data
 
 

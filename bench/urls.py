@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
+
+from bench.errors import BenchError
 
 # scheme://user:password@host -> scheme://user:***@host ; also password=... in query strings and DSNs.
-# The password runs to the LAST "@" before the host: an unencoded "@" inside it must not leave a tail visible.
-_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^\s/]*)@")
+# The password runs to the LAST "@" before the host: an unencoded "@" inside it must not leave a tail visible,
+# nor an unencoded "/" (drivers then read the URL differently, but the text still shows what the user typed).
+_USERINFO_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>\S*)@")
 _QUERY_PASSWORD = re.compile(r"(?P<head>(?:[?&]|\b)password=)(?P<password>[^&\s]*)", re.IGNORECASE)
 # user:password@host written without a scheme (a mistake users make, which must not leak the password either).
 _BARE_USERINFO = re.compile(r"(?<![\w/:%.\-])(?P<head>[\w.\-%]+:)(?P<password>[^@\s/]+)@(?=[\w.\-\[])")
@@ -17,3 +21,24 @@ def mask_url(text: str) -> str:
     masked = _USERINFO_PASSWORD.sub(lambda m: f"{m.group('head')}***@", text)
     masked = _BARE_USERINFO.sub(lambda m: f"{m.group('head')}***@", masked)
     return _QUERY_PASSWORD.sub(lambda m: f"{m.group('head')}***", masked)
+
+
+def check_credentials(url: str | None, option: str) -> None:
+    """BenchError if `url`'s password holds an unencoded "/", "?" or "#": most parsers end the host part there,
+    read pieces of the password as a host or port, and echo them in errors where no mask can recognise them."""
+    if url is None:
+        return
+    try:
+        netloc = urlsplit(url.strip()).netloc
+    except ValueError:
+        return  # the backend's own parsing reports a malformed URL
+    # "user:pass" cut short: no "@" where it ends, one later on, and no port, IPv6 host or host list before it.
+    _, colon, after = netloc.partition(":")
+    cut_short = (
+        "@" not in netloc and "@" in url and bool(colon) and not after.isdigit() and not {"[", ","} & set(netloc)
+    )
+    if cut_short:
+        raise BenchError(
+            f"the password in {option} {mask_url(url)} contains '/', '?' or '#'; percent-encode them "
+            "(%2F, %3F, %23) so that every driver reads the same host and password"
+        )

@@ -11,6 +11,8 @@ written here. Settings arrive through the environment the harness sets (bench/lo
   BENCH_RATE              open model: tasks started per second by all users together
   BENCH_SCENARIO_OPTIONS  the workload's options as JSON (validated by the harness against its OPTIONS)
   BENCH_SUMMARY_PATH      where to write the summary (JSON) when Locust quits
+  BENCH_STARTED_PATH      where the process that ends the test writes the epoch second its test started (the
+                          harness times a fault injection from it)
   BENCH_PROCESS_NAME      this generator process's name in the record
   BENCH_PROCESS_INDEX     0-based index of this generator process among BENCH_PROCESSES (Locust distributed
   BENCH_PROCESSES         mode: one master that only coordinates, and worker processes that send; see below)
@@ -60,6 +62,7 @@ SPAWN_RATE = float(os.environ.get("BENCH_SPAWN_RATE", str(USERS)))
 LOAD_MODEL = os.environ.get("BENCH_LOAD_MODEL", "closed")
 RATE = float(os.environ["BENCH_RATE"]) if os.environ.get("BENCH_RATE") else None
 SUMMARY_PATH = os.environ.get("BENCH_SUMMARY_PATH", "")
+STARTED_PATH = os.environ.get("BENCH_STARTED_PATH", "")
 PROCESS_NAME = os.environ.get("BENCH_PROCESS_NAME", "local-1")
 PROCESS_INDEX = int(os.environ.get("BENCH_PROCESS_INDEX", "0"))
 PROCESSES = int(os.environ.get("BENCH_PROCESSES", "1"))
@@ -225,6 +228,8 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
     # its master's quit: ending itself would only drop it from the test.
     if not isinstance(environment.runner, WorkerRunner):
         _state["end"] = gevent.spawn_later(WARMUP_S + DURATION_S, _end_test, environment)
+        if STARTED_PATH:
+            _write_atomically(STARTED_PATH, repr(recorder.started_at))
 
 
 @events.test_stopping.add_listener
@@ -251,7 +256,11 @@ def _write_summary(environment: Environment, **_kwargs: Any) -> None:
         if recorder is not None
         else never_started_summary(process=PROCESS_NAME, load_model=LOAD_MODEL, rate=RATE, users=USERS)
     )
-    tmp_path = f"{SUMMARY_PATH}.tmp"
+    _write_atomically(SUMMARY_PATH, json.dumps(summary))
+
+
+def _write_atomically(path: str, text: str) -> None:
+    tmp_path = f"{path}.tmp"
     with open(tmp_path, "w", encoding="utf-8") as handle:
-        json.dump(summary, handle)
-    os.replace(tmp_path, SUMMARY_PATH)
+        handle.write(text)
+    os.replace(tmp_path, path)

@@ -16,6 +16,7 @@ from bench.records import PointRecord, RunRecord
 def draw_catalogue(run: RunRecord, points: list[PointRecord], out_dir: Path) -> list[Path]:
     """Draw every chart the records support into `out_dir`; returns the files written (a PNG and an SVG each)."""
     # Imported here: these modules import bench.report, which imports this package (a cycle at import time).
+    from bench.charts.faults import draw_fault_recovery  # noqa: PLC0415
     from bench.charts.heatmaps import draw_heatmaps  # noqa: PLC0415
     from bench.charts.knee import draw_knee_curves  # noqa: PLC0415
     from bench.charts.ratio import draw_ratio_charts  # noqa: PLC0415
@@ -32,4 +33,5 @@ def draw_catalogue(run: RunRecord, points: list[PointRecord], out_dir: Path) -> 
         *draw_spectra(run, points, cells, out_dir),
         *draw_timelines(run, points, out_dir),
         *draw_ratio_charts(run, points, cells, out_dir),
+        *draw_fault_recovery(run, points, out_dir),
     ]

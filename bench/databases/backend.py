@@ -27,6 +27,28 @@ class Database:
     surrogate: bool = False  # a stand-in for the real server: its figures are never that server's performance
     source: str = ""  # where it came from: "given URL", "local server on the default port", a binaries dir
     settings: dict[str, str] = field(default_factory=dict)
+    # Stop/start/freeze the server, for fault injection; only for a server the harness started itself.
+    control: ServerControl | None = field(default=None, compare=False, repr=False)
+
+
+class ServerControl(Protocol):
+    """What fault injection (bench/fault_injection.py) may do to a database the harness started."""
+
+    def stop(self) -> None:
+        """Shut the server down (fast: clients are disconnected); returns when it has exited."""
+        ...
+
+    def start(self) -> None:
+        """Start it again on the same port with the same data; returns when it accepts connections."""
+        ...
+
+    def pause(self) -> None:
+        """Freeze every process of the server (SIGSTOP): connections stay open, nothing answers."""
+        ...
+
+    def resume(self) -> None:
+        """Undo pause (SIGCONT)."""
+        ...
 
 
 class Backend(Protocol):

@@ -10,15 +10,14 @@ from __future__ import annotations
 import math
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from bench.databases.backend import Database, SeedResult
+from bench.databases.backend import Database, SeedResult, ServerControl
 from bench.databases.pg_binaries import ServerBinaries, copy_wheel_binaries, locate_server_binaries, server_user
-from bench.databases.pg_cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
+from bench.databases.pg_cluster import PostmasterControl, init_cluster, postgres_log, start_postmaster
 from bench.databases.pg_connect import Connection, connect, first_line, psycopg, scrub, show
 from bench.databases.pg_seed import seed_postgres
 from bench.databases.pg_workdirs import make_cluster_dir, remove_stale_clusters
@@ -53,6 +52,7 @@ class PostgresServer:
     embedded: bool  # True when the harness started it
     bindir: str | None  # where the server binaries came from (embedded only)
     pid: int | None  # postmaster PID (embedded only)
+    control: ServerControl | None = None  # embedded only: for fault injection
 
 
 @contextmanager
@@ -121,7 +121,7 @@ def _throwaway_server(needed: int, dataset_rows: int, log_path: Path | None) -> 
     user = server_user()
     workdir = make_cluster_dir()
     log: ServerLog | None = None
-    process: subprocess.Popen[bytes] | None = None
+    control: PostmasterControl | None = None
     try:
         log = postgres_log(log_path or workdir / "postgres.log")
         binaries = found
@@ -129,18 +129,22 @@ def _throwaway_server(needed: int, dataset_rows: int, log_path: Path | None) -> 
             binaries = runnable_binaries(found, user, workdir)
             _chown_tree(workdir, user)
         init_cluster(binaries, workdir / "data", user, log)
-        process, port = start_postmaster(binaries, workdir, user, log, server_settings(needed, dataset_rows))
+        settings = server_settings(needed, dataset_rows)
+        control = PostmasterControl(
+            binaries, workdir, user, log, settings, start_postmaster(binaries, workdir, user, log, settings)
+        )
+        port = control.port
         with connect(f"postgresql://postgres@127.0.0.1:{port}/postgres") as conn:
             conn.execute("CREATE DATABASE bench")
         url = f"postgresql://postgres@127.0.0.1:{port}/bench"
         with connect(url) as conn:
             check_capacity(conn, url, needed)
-            server = _describe(conn, url, embedded=True, bindir=str(found.bindir), pid=process.pid)
-        yield server
+            server = _describe(conn, url, embedded=True, bindir=str(found.bindir), pid=control.process.pid)
+        yield replace(server, control=control)
     finally:
         try:
-            if process is not None:
-                stop_postmaster(process)
+            if control is not None:
+                control.close()  # whichever postmaster runs now (a fault may have restarted it)
         finally:
             if log is not None:
                 log.close()
@@ -217,6 +221,7 @@ class PostgresBackend:
                 embedded=server.embedded,
                 source=f"binaries in {server.bindir}" if server.embedded else "given URL",
                 settings=server.settings,
+                control=server.control,
             )
 
     def seed(self, database: Database, rows: int) -> SeedResult:
