@@ -172,6 +172,16 @@ def run(
             "their histograms merged); use it when one generator process saturates a core (default 1).",
         ),
     ] = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(
+            "--target-url",
+            metavar="URL",
+            help="Measure a bench app already running there (e.g. on another host): bench starts no app, reads "
+            "its variant and pool settings from its /health and sweeps only the load; give its database URL too "
+            "to have bench seed and watch that database.",
+        ),
+    ] = None,
     fault: Annotated[
         str | None,
         typer.Option(
@@ -279,6 +289,7 @@ def run(
         "workers": _split(workers),
         "processes": processes,
         "fault": fault,
+        "target_url": target_url,
         "thread_tokens": _split(thread_tokens),
         "load_model": load_model,
         "rates": _split(rate),

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from bench.errors import BenchError
 from bench.plan import SweepSpec
+from bench.target import SERVICE_SETTINGS
 
 # Small and fast enough for a first look (well under 3 minutes on 2 cores); every variant still appears.
 QUICK_PROFILE: dict[str, Any] = {
@@ -40,6 +41,7 @@ OPTION_NAMES = {
     "workers": "--workers",
     "processes": "--processes",
     "fault": "--fault",
+    "target_url": "--target-url",
     "load_model": "--load-model",
     "rates": "--rate",
     "scenario_options": "--scenario-option",
@@ -85,10 +87,23 @@ def build_spec(*, cli: Mapping[str, Any], config_file: Path | None = None, quick
     cli_values = {key: value for key, value in cli.items() if value is not None}
     merged |= cli_values
     try:
-        return SweepSpec.model_validate(merged)
+        spec = SweepSpec.model_validate(merged)
     except ValidationError as exc:
         from_file = {key for key in file_values if key not in cli_values}
         raise BenchError(_one_line(exc, from_file, config_file)) from None
+    if spec.target_url is not None:
+        _check_target_sweep(merged)
+    return spec
+
+
+def _check_target_sweep(given: Mapping[str, Any]) -> None:
+    """A service bench did not start keeps its own pool and threads, and its database is not bench's to fault."""
+    refused = [OPTION_NAMES[key] for key in (*SERVICE_SETTINGS, "fault") if key in given]
+    if refused:
+        raise BenchError(
+            f"--target-url measures the service as it runs (its /health gives its settings); drop "
+            f"{', '.join(refused)}, or set them where the service is started"
+        )
 
 
 def _one_line(exc: ValidationError, from_file: set[str], config_file: Path | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import signal
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -40,6 +40,7 @@ from bench.records import (
 from bench.results import RunFolder, create_run_folder, open_run, remove_run_folder, run_lock
 from bench.server import ServerStartError, run_server
 from bench.stats import group_repeats
+from bench.target import Target, describe_target, remote_server, sweep_on_target, unobserved_database
 from bench.telemetry_records import Telemetry
 from bench.urls import check_credentials, mask_url
 
@@ -135,6 +136,7 @@ def _point_config(point: Point, spec: SweepSpec, database: Database, cpus: CpuPl
         telemetry=spec.telemetry,
         generator_processes=spec.processes,
         fault=spec.fault if database.control is not None else None,
+        target_url=spec.target_url,
     )
 
 
@@ -179,6 +181,7 @@ class PointContext:
     run_id: str
     cpus: CpuPlan
     calibration: Calibration | None = None
+    target: Target | None = None  # a service bench did not start (--target-url)
 
 
 def measure_point(point: Point, context: PointContext, database: Database, backend: Backend) -> PointRecord:
@@ -193,15 +196,20 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
     telemetry: Telemetry | None = None
     fault: FaultRecord | None = None
     try:
-        result = backend.seed(database, spec.dataset_rows)
+        # A target's database is seeded only when bench was given its URL; else its dataset is the user's to set.
+        result = backend.seed(database, spec.dataset_rows) if database.url is not None or not context.target else None
         if result is not None:
             seed = SeedInfo(rows=result.rows, reused=result.reused, seconds=round(result.seconds, 3))
-        with run_server(
-            point.variant.name,
-            settings=_app_settings(config, database.url),
-            log_path=raw_dir / "uvicorn.log",
-            workers=point.workers,
-            cpus=context.cpus.server,
+        with (
+            run_server(
+                point.variant.name,
+                settings=_app_settings(config, database.url),
+                log_path=raw_dir / "uvicorn.log",
+                workers=point.workers,
+                cpus=context.cpus.server,
+            )
+            if context.target is None
+            else nullcontext(remote_server(context.target))
         ) as server:
             _check_app_config(config, server.health)
             server_info = ServerInfo(
@@ -327,10 +335,11 @@ def _check_faultable(fault: str, databases: dict[str, Database]) -> None:
     its points run without the fault, as the control group)."""
     for database in databases.values():
         if database.backend != "memory" and database.control is None:
-            how = "was given by URL" if not database.embedded else "cannot be stopped by bench yet"
+            how = f"is not ({database.source})" if not database.embedded else "cannot be stopped by bench yet"
             raise BenchError(
                 f"--fault {fault} needs a database bench started itself, and {database.label} {how}; "
-                "leave out its URL (bench then starts one) or inject the fault by hand (README: fault injection)"
+                "for PostgreSQL leave out --database-url (bench then starts one), or inject the fault by hand "
+                "(README: Database faults)"
             )
 
 
@@ -353,6 +362,7 @@ class _Job:
     cpus: CpuPlan
     database_urls: dict[str, str | None]
     resume_argv: list[str] | None = None  # a resumed run: the command line that resumed it
+    target: Target | None = None
 
 
 def _with_counts(run: RunRecord, records: dict[str, PointRecord]) -> RunRecord:
@@ -374,6 +384,9 @@ def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
             stack.enter_context(sigterm_as_interrupt())
             databases: dict[str, Database] = {}
             for name, backend in job.backends.items():
+                if job.target is not None and job.database_urls.get(name) is None:
+                    databases[name] = unobserved_database(job.target)
+                    continue
                 databases[name] = stack.enter_context(
                     backend.provision(
                         url=job.database_urls.get(name),
@@ -393,7 +406,7 @@ def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
             run = _with_counts(run.model_copy(update={"status": "running", "databases": infos}), records)
             folder.write_run(run)
             observer.sweep_started(folder.run_id, len(job.todo))
-            context = PointContext(spec, folder, folder.run_id, job.cpus, run.calibration)
+            context = PointContext(spec, folder, folder.run_id, job.cpus, run.calibration, job.target)
             for point in job.todo:
                 observer.point_started(point)
                 folder.discard_point(point.point_id)
@@ -437,6 +450,9 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
     """Run the whole sweep. Returns the run folder; raises BenchError for problems found before measuring
     (then no run folder is left) and KeyboardInterrupt after marking the run incomplete."""
     spec = options.spec
+    target = describe_target(spec.target_url) if spec.target_url is not None else None
+    if target is not None:
+        spec = sweep_on_target(spec, target)
     plan = build_plan(spec)
     backends = _backends_of(plan)
     run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
@@ -454,7 +470,7 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
         points_planned=len(plan),
         calibration=calibration,
     )
-    job = _Job(folder, run, spec, plan, {}, backends, cpus, options.database_urls)
+    job = _Job(folder, run, spec, plan, {}, backends, cpus, options.database_urls, target=target)
     with run_lock(folder):
         return _measure(job, observer)
 
@@ -494,8 +510,21 @@ def resume_run(options: ResumeOptions, observer: SweepObserver) -> RunFolder:
             cpus=plan_cpus(spec.pin_cpus),
             database_urls=options.database_urls,
             resume_argv=options.argv,
+            target=_same_target(spec),
         )
         return _measure(job, observer)
+
+
+def _same_target(spec: SweepSpec) -> Target | None:
+    """A resumed run on a target measures it again only if it still runs what the run recorded."""
+    if spec.target_url is None:
+        return None
+    target = describe_target(spec.target_url)
+    if sweep_on_target(spec, target) != spec:
+        raise BenchError(
+            f"cannot resume: {spec.target_url} now runs {target.variant} with other settings than the run recorded"
+        )
+    return target
 
 
 def _recorded_plan(folder: RunFolder, run: RunRecord) -> tuple[SweepSpec, list[Point]]:

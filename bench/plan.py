@@ -12,6 +12,7 @@ from apps.catalog import VariantInfo, all_variants
 from bench.dataset import DEFAULT_ROWS
 from bench.faults import FaultSpec, check_fits, parse_fault
 from bench.records import LoadModel, ScenarioOptionValue
+from bench.target import check_target_url
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -44,6 +45,8 @@ class SweepSpec(BaseModel):
     processes: int = Field(default=1, ge=1, le=64)  # Locust processes sending the load (distributed mode)
     # A database fault injected in every point's measured period, e.g. "db-restart:at=20s,down=5s".
     fault: str | None = None
+    # A service bench does not start (bench.target): the pool settings above are then the ones it reports.
+    target_url: str | None = None
     # closed: `users` keep one request each in flight. open: requests start at `rates` per second whatever the
     # server does, carried by `users` connections; latency then counts from each request's intended start.
     load_model: LoadModel = "closed"
@@ -87,6 +90,11 @@ class SweepSpec(BaseModel):
     @classmethod
     def _valid_fault(cls, text: str | None) -> str | None:
         return None if text is None else parse_fault(text).text()
+
+    @field_validator("target_url")
+    @classmethod
+    def _valid_target(cls, url: str | None) -> str | None:
+        return None if url is None else check_target_url(url)
 
     @model_validator(mode="after")
     def _load_model_and_options(self) -> Self:

@@ -432,6 +432,14 @@ def _options_text(run: RunRecord) -> str:
     return " (" + ", ".join(f"{key}={value}" for key, value in options.items()) + ")" if options else ""
 
 
+def _service_text(run: RunRecord) -> str:
+    target = run.sweep.get("target_url")
+    if target:
+        return f"the running service at {target}, not started by bench (its own settings, from its /health)"
+    workers = run.sweep.get("workers") or [1]
+    return f"uvicorn started by bench on 127.0.0.1 per point, {', '.join(map(str, workers))} worker(s)"
+
+
 def calibration_text(run: RunRecord) -> str:
     calibration = run.calibration
     if calibration is None:
@@ -458,6 +466,7 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"{run.sweep.get('repeat')} repeat(s)",
         f"- load generator: {calibration_text(run)}",
         f"- databases: {databases_text(run)}",
+        f"- service: {_service_text(run)}",
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",
         f"- started {run.created_at}, finished {run.finished_at or '–'}",
         "",
