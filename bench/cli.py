@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -26,12 +27,13 @@ from bench.config import OPTION_NAMES, build_spec, parse_scenario_options
 from bench.errors import BenchError
 from bench.findings import write_findings
 from bench.html_report import write_html_report
-from bench.load import available_scenarios, get_scenario, scenario_option_defaults
+from bench.load import SCENARIOS_DIR, available_scenarios, get_scenario, scenario_option_defaults
 from bench.orchestrate import ResumeOptions, RunOptions, execute_run, resume_run
 from bench.plan import Point
 from bench.records import PointRecord
+from bench.remote_workers import parse_master, run_worker
 from bench.report import write_report
-from bench.results import RunFolder, list_runs, open_run
+from bench.results import RunFolder, list_runs, open_run, report_writes
 from bench.slo import parse_slo
 from bench.tune import (
     TuneOptions,
@@ -62,7 +64,18 @@ def _split(values: list[str] | None) -> list[str] | None:
     """Accept both `--pool-size 2 --pool-size 5` and `--pool-size 2,5`."""
     if values is None:
         return None
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+    # Empty items are kept, so "5,,10" is refused (by SweepSpec, naming the option) instead of read as "5,10".
+    return [part.strip() for value in values for part in value.split(",")]
+
+
+def _master_address(text: str | None) -> dict[str, Any]:
+    if text is None:
+        return {}
+    try:
+        host, port = parse_master(text)
+    except ValueError as error:
+        raise BenchError(f"invalid --master-bind: {error}") from None
+    return {"master_bind": host, "master_port": port}
 
 
 class _ProgressObserver:
@@ -170,6 +183,21 @@ def run(
             metavar="N",
             help="Locust processes sending the load (Locust's distributed mode: a master and N local workers, "
             "their histograms merged); use it when one generator process saturates a core (default 1).",
+        ),
+    ] = None,
+    remote_workers: Annotated[
+        str | None,
+        typer.Option(
+            metavar="N",
+            help="Also wait for N Locust workers on other hosts at every point (start each with `bench worker "
+            "--master HOST:PORT` there); needs --master-bind on an address they reach.",
+        ),
+    ] = None,
+    master_bind: Annotated[
+        str | None,
+        typer.Option(
+            metavar="HOST[:PORT]",
+            help="Where the Locust master listens (default 127.0.0.1:5557; the worker board uses PORT+1).",
         ),
     ] = None,
     target_url: Annotated[
@@ -290,6 +318,8 @@ def run(
         "processes": processes,
         "fault": fault,
         "target_url": target_url,
+        "remote_workers": remote_workers,
+        **_master_address(master_bind),
         "thread_tokens": _split(thread_tokens),
         "load_model": load_model,
         "rates": _split(rate),
@@ -343,7 +373,8 @@ def run(
 def _refuse_point_options(cli_values: dict[str, Any], *, config: Path | None, quick: bool, run_id: str | None) -> None:
     """A resumed run measures the sweep it recorded; an option that would define other points is a mistake."""
     given = [OPTION_NAMES.get(key, key) for key, value in cli_values.items() if value is not None]
-    given += [name for name, used in (("--config", config), ("--quick", quick), ("--run-id", run_id)) if used]
+    flags = (("--config", config is not None), ("--quick", quick), ("--run-id", run_id is not None))
+    given += [name for name, used in flags if used]
     if given:
         raise BenchError(
             f"--resume measures the run's recorded sweep; drop {', '.join(given)} (options that define points "
@@ -358,9 +389,41 @@ def _parse_number(text: str | None, option: str, kind: type[int] | type[float], 
         value = kind(text)
     except ValueError:
         raise BenchError(f"invalid {option}: {text!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if not math.isfinite(value):
+        raise BenchError(f"invalid {option}: {text!r} is not a finite number")
     if value < minimum:
         raise BenchError(f"invalid {option}: must be at least {minimum:g}")
     return value
+
+
+@app.command("worker")
+def worker_command(
+    master: Annotated[
+        str,
+        typer.Option(
+            metavar="HOST[:PORT]",
+            help="The host running `bench run --remote-workers N --master-bind ...` and its master port (5557).",
+        ),
+    ],
+    wait: Annotated[
+        str, typer.Option(metavar="SECONDS", help="How long to wait for the run to publish a point.")
+    ] = "600",
+    log_dir: Annotated[Path, typer.Option("--log-dir", help="Where this worker's Locust logs go.")] = Path(
+        "results/worker-logs"
+    ),
+) -> None:
+    """Lend this host's CPU to a run on another host: join each of its points as a Locust worker until it ends."""
+    try:
+        host, port = parse_master(master)
+    except ValueError as error:
+        raise BenchError(f"invalid --master: {error}") from None
+    wait_s = float(_parse_number(wait, "--wait", float, 1) or 1)
+    try:
+        joined = run_worker(host, port, SCENARIOS_DIR, log_dir.resolve(), console.print, wait_s)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the Locust worker of this host has been stopped")
+        raise typer.Exit(130) from None
+    console.print(f"the run at {host}:{port} ended; this worker joined {joined} point(s)")
 
 
 @app.command("calibrate")
@@ -419,10 +482,11 @@ def calibrate_command(
 
 def _write_reports(folder: RunFolder, extra_sections: Sequence[tuple[str, str]] = ()) -> list[Path]:
     """Charts and summary.md, then the self-contained index.html and findings.md beside them."""
-    written = write_report(folder)
-    charts = [path for path in written if path.suffix == ".png"]
-    findings = write_findings(folder, folder.report_dir / "findings.md")
-    return [*written, write_html_report(folder, charts, extra_sections), findings]
+    with report_writes(folder.report_dir):
+        written = write_report(folder)
+        charts = [path for path in written if path.suffix == ".png"]
+        findings = write_findings(folder, folder.report_dir / "findings.md")
+        return [*written, write_html_report(folder, charts, extra_sections), findings]
 
 
 @app.command("report")

@@ -42,6 +42,9 @@ OPTION_NAMES = {
     "processes": "--processes",
     "fault": "--fault",
     "target_url": "--target-url",
+    "remote_workers": "--remote-workers",
+    "master_bind": "--master-bind",
+    "master_port": "--master-port",
     "load_model": "--load-model",
     "rates": "--rate",
     "scenario_options": "--scenario-option",
@@ -63,7 +66,24 @@ def read_config_file(path: Path) -> dict[str, Any]:
     section = data.get("sweep", data)
     if not isinstance(section, dict):
         raise BenchError(f"config file {path}: [sweep] must be a table")
+    outside = [key for key in data if key != "sweep"] if "sweep" in data else []
+    if outside:  # they would be silently ignored beside a [sweep] table
+        raise BenchError(
+            f"config file {path}: {', '.join(map(repr, outside))} outside [sweep]; put every setting under "
+            "[sweep], or none"
+        )
+    _refuse_booleans(section, path)
     return section
+
+
+def _refuse_booleans(section: dict[str, Any], path: Path) -> None:
+    """TOML's true/false where a number or a name belongs: pydantic would read `repeat = true` as 1."""
+    for key, value in section.items():
+        field = SweepSpec.model_fields.get(key)
+        if field is None or field.annotation in (bool, list[bool]) or key == "scenario_options":
+            continue
+        if isinstance(value, bool) or (isinstance(value, list) and any(isinstance(item, bool) for item in value)):
+            raise BenchError(f"invalid {key} in {path}: {str(value).lower()} is a boolean, not a number or name")
 
 
 def parse_scenario_options(pairs: list[str] | None) -> dict[str, str] | None:
@@ -113,6 +133,8 @@ def _one_line(exc: ValidationError, from_file: set[str], config_file: Path | Non
         known = ", ".join(SweepSpec.model_fields)
         return f"unknown setting {key!r} in {config_file or 'the configuration'} (known: {known})"
     message = str(error["msg"]).removeprefix("Value error, ")
+    if error.get("input") == "":  # "5,,10" or a trailing comma
+        message = "an empty value (in a list: two commas in a row, or one at the end?)"
     if not key:  # a rule across settings (e.g. --load-model open without --rate): the message names them
         return message
     source = f"{key} in {config_file}" if key in from_file and config_file else OPTION_NAMES.get(key, key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import math
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from bench.load_summary import LoadError, LoadResult, LocustSummary, result_from_summaries, result_from_summary
 from bench.processes import child_environment, free_port, log_tail, python_executable, start_child, stop_child
 from bench.records import LoadModel, ScenarioOptionValue
+from bench.remote_workers import PointBoard
 
 __all__ = ["LoadError", "LoadResult", "LoadSettings", "result_from_summary", "run_load"]
 
@@ -171,6 +173,15 @@ class LoadSettings:
     scenario_options: dict[str, ScenarioOptionValue] = field(default_factory=dict)
     cpus: list[int] | None = None  # pin the Locust process(es) to these CPUs
     processes: int = 1  # Locust processes that send (more than one: distributed mode, a master coordinating)
+    remote: RemoteLoad | None = None  # Locust workers on other hosts (`bench worker`), beside the local ones
+
+
+@dataclass(frozen=True)
+class RemoteLoad:
+    workers: int  # how many `bench worker`s the master waits for, besides the local processes
+    bind: str  # the master's address, which the remote workers reach (0.0.0.0: every interface)
+    port: int  # the master's port; the board that tells workers what to run listens on port + 1
+    board: PointBoard
 
 
 def run_load(target_url: str, settings: LoadSettings, raw_dir: Path) -> LoadResult:
@@ -194,47 +205,74 @@ def run_load(target_url: str, settings: LoadSettings, raw_dir: Path) -> LoadResu
         "--stop-timeout", "2",
         "--exit-code-on-error", "0",  # failed requests are data, recorded per kind, not a crash
     ]  # fmt: skip
-    if settings.processes == 1:
-        children = [_Child("local-1", raw_dir / SUMMARY_FILE, raw_dir / LOG_FILE, test_argv)]
-    else:
-        port = free_port()
-        master = [
-            *test_argv, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-            "--expect-workers", str(settings.processes), "--expect-workers-max-wait", str(WORKERS_WAIT_S),
-        ]  # fmt: skip
-        worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-        children = [_Child("master", None, raw_dir / "locust-master.log", master)] + [
-            _Child(f"local-{n}", raw_dir / f"locust_summary-local-{n}.json", raw_dir / f"locust-local-{n}.log", worker)
-            for n in range(1, settings.processes + 1)
-        ]
-    summaries = _run_children(children, settings, timeout_s=run_time_s + 60 + WORKERS_WAIT_S)
-    return result_from_summaries(summaries)
+    remote = settings.remote
+    if settings.processes == 1 and remote is None:
+        summaries = _run_children(
+            [_Child("local-1", raw_dir / LOG_FILE, test_argv, raw_dir / SUMMARY_FILE)], settings, raw_dir, run_time_s
+        )
+        return result_from_summaries(summaries)
+    bind, port = (remote.bind, remote.port) if remote is not None else ("127.0.0.1", free_port())
+    workers = settings.processes + (remote.workers if remote is not None else 0)
+    master = [
+        *test_argv, "--master", "--master-bind-host", bind, "--master-bind-port", str(port),
+        "--expect-workers", str(workers), "--expect-workers-max-wait", str(WORKERS_WAIT_S),
+    ]  # fmt: skip
+    worker = ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    children = [_Child("master", raw_dir / "locust-master.log", master)] + [
+        _Child(f"local-{n}", raw_dir / f"locust-local-{n}.log", worker) for n in range(1, settings.processes + 1)
+    ]
+    for stale in raw_dir.glob("locust_summary-*.json"):
+        stale.unlink()
+    if remote is not None:
+        remote.board.publish(_published_point(settings, raw_dir.name, port))
+    try:
+        _run_children(children, settings, raw_dir, run_time_s + WORKERS_WAIT_S)
+    finally:
+        if remote is not None:
+            remote.board.publish(None)
+    paths = sorted(raw_dir.glob("locust_summary-*.json"))
+    if len(paths) < workers:
+        raise LoadError(
+            f"only {len(paths)} of {workers} Locust workers sent their figures: "
+            f"{log_tail(raw_dir / 'locust-master.log') or 'the master logged nothing'}"
+        )
+    return result_from_summaries([json.loads(path.read_text(encoding="utf-8")) for path in paths])
 
 
-# Seconds the master waits for its workers to connect before it gives up (they start in about a second).
+# Seconds the master waits for its workers to connect before it gives up (local ones start in about a second;
+# remote `bench worker`s poll for the next point every half second).
 WORKERS_WAIT_S = 30
 
 
 @dataclass(frozen=True)
 class _Child:
-    name: str  # "local-1"..., or "master", which sends nothing and writes no summary
-    summary_path: Path | None
+    name: str  # "local-1"..., or "master", which sends nothing itself
     log_path: Path
     argv: list[str]  # Locust options after the locustfile
+    summary_path: Path | None = None  # a single process writes its own summary; workers send theirs to the master
 
 
-def _run_children(children: list[_Child], settings: LoadSettings, timeout_s: float) -> list[LocustSummary]:
-    senders = [child for child in children if child.summary_path is not None]
+def _run_children(
+    children: list[_Child], settings: LoadSettings, raw_dir: Path, run_time_s: float
+) -> list[LocustSummary]:
     started: list[tuple[_Child, subprocess.Popen[bytes]]] = []
+    timeout_s = run_time_s + 60
     try:
         for child in children:
             argv = [
                 python_executable(), "-m", "locust", "-f", str(get_scenario(settings.scenario).path),
                 *child.argv, "--loglevel", "WARNING",
             ]  # fmt: skip
-            index = senders.index(child) if child in senders else 0
-            env = child_environment(_scenario_env(settings, child, index, len(senders)))
-            process = start_child(argv, env=env, log_path=child.log_path, cwd=SCENARIOS_DIR.parent, cpus=settings.cpus)
+            env = scenario_env(settings) | {
+                "BENCH_PROCESS_NAME": child.name,
+                "BENCH_SUMMARY_PATH": str(child.summary_path or ""),
+                "BENCH_SUMMARY_DIR": str(raw_dir) if child.name == "master" else "",
+                "BENCH_STARTED_PATH": str(raw_dir / STARTED_FILE),
+                "PYTHONPATH": str(SCENARIOS_DIR.parent),
+            }
+            process = start_child(
+                argv, env=child_environment(env), log_path=child.log_path, cwd=SCENARIOS_DIR.parent, cpus=settings.cpus
+            )
             started.append((child, process))
         deadline = time.monotonic() + timeout_s
         for child, process in started:
@@ -249,11 +287,11 @@ def _run_children(children: list[_Child], settings: LoadSettings, timeout_s: flo
         if process.returncode != 0 or (child.summary_path is not None and not child.summary_path.exists()):
             reason = log_tail(child.log_path) or "no output"
             raise LoadError(f"Locust ({child.name}) failed (exit {process.returncode}): {reason}")
-    return [json.loads(c.summary_path.read_text(encoding="utf-8")) for c in senders if c.summary_path is not None]
+    return [json.loads(c.summary_path.read_text(encoding="utf-8")) for c, _ in started if c.summary_path is not None]
 
 
-def _scenario_env(settings: LoadSettings, child: _Child, index: int, processes: int) -> dict[str, str]:
-    """What scenarios/base.py reads at import (see its docstring)."""
+def scenario_env(settings: LoadSettings) -> dict[str, str]:
+    """What scenarios/base.py reads at import (see its docstring), the same for every process of a point."""
     return {
         "BENCH_DATASET_ROWS": str(settings.dataset_rows),
         "BENCH_WARMUP_S": f"{settings.warmup_s:g}",
@@ -263,12 +301,18 @@ def _scenario_env(settings: LoadSettings, child: _Child, index: int, processes: 
         "BENCH_LOAD_MODEL": settings.load_model,
         "BENCH_RATE": f"{settings.rate:g}" if settings.load_model == "open" and settings.rate else "",
         "BENCH_SCENARIO_OPTIONS": json.dumps(settings.scenario_options),
-        "BENCH_SUMMARY_PATH": str(child.summary_path or ""),
-        "BENCH_STARTED_PATH": str(child.log_path.parent / STARTED_FILE),
-        "BENCH_PROCESS_NAME": child.name,
-        "BENCH_PROCESS_INDEX": str(index),
-        "BENCH_PROCESSES": str(processes),
-        "PYTHONPATH": str(SCENARIOS_DIR.parent),
+    }
+
+
+def _published_point(settings: LoadSettings, point: str, master_port: int) -> dict[str, object]:
+    """What a remote `bench worker` needs to join this point's master (bench.remote_workers)."""
+    scenario = get_scenario(settings.scenario)
+    return {
+        "point": point,
+        "scenario": scenario.name,
+        "scenario_sha256": hashlib.sha256(scenario.path.read_bytes()).hexdigest(),
+        "master_port": master_port,
+        "env": scenario_env(settings),
     }
 
 

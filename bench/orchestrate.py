@@ -23,7 +23,7 @@ from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.fault_injection import FaultInjector
 from bench.faults import fault_record
-from bench.load import LoadError, LoadSettings, run_load, test_started_at
+from bench.load import LoadError, LoadSettings, RemoteLoad, run_load, test_started_at
 from bench.plan import Point, SweepSpec, build_plan
 from bench.probes.sampler import TelemetrySampler
 from bench.records import (
@@ -37,6 +37,7 @@ from bench.records import (
     SeedInfo,
     ServerInfo,
 )
+from bench.remote_workers import PointBoard
 from bench.results import RunFolder, create_run_folder, open_run, remove_run_folder, run_lock
 from bench.server import ServerStartError, run_server
 from bench.stats import group_repeats
@@ -182,6 +183,7 @@ class PointContext:
     cpus: CpuPlan
     calibration: Calibration | None = None
     target: Target | None = None  # a service bench did not start (--target-url)
+    remote: RemoteLoad | None = None  # Locust workers on other hosts join every point
 
 
 def measure_point(point: Point, context: PointContext, database: Database, backend: Backend) -> PointRecord:
@@ -232,6 +234,7 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
                 scenario_options=spec.scenario_options,
                 cpus=context.cpus.generator,
                 processes=spec.processes,
+                remote=context.remote,
             )
             sampler = TelemetrySampler(app_url=server.base_url, database=database)
             fault_spec = spec.fault_spec() if database.control is not None else None
@@ -406,7 +409,12 @@ def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
             run = _with_counts(run.model_copy(update={"status": "running", "databases": infos}), records)
             folder.write_run(run)
             observer.sweep_started(folder.run_id, len(job.todo))
-            context = PointContext(spec, folder, folder.run_id, job.cpus, run.calibration, job.target)
+            remote = None
+            if spec.remote_workers:
+                board = PointBoard(spec.master_bind, spec.master_port)
+                stack.callback(board.close)
+                remote = RemoteLoad(spec.remote_workers, spec.master_bind, spec.master_port, board)
+            context = PointContext(spec, folder, folder.run_id, job.cpus, run.calibration, job.target, remote)
             for point in job.todo:
                 observer.point_started(point)
                 folder.discard_point(point.point_id)
@@ -455,7 +463,7 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
         spec = sweep_on_target(spec, target)
     plan = build_plan(spec)
     backends = _backends_of(plan)
-    run_id = check_run_id(options.run_id) if options.run_id else new_run_id()
+    run_id = check_run_id(options.run_id) if options.run_id is not None else new_run_id()
     cpus = plan_cpus(spec.pin_cpus)
     environment = collect_environment()
     calibration = latest_calibration(options.results_dir, machine_label(environment))

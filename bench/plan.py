@@ -12,6 +12,7 @@ from apps.catalog import VariantInfo, all_variants
 from bench.dataset import DEFAULT_ROWS
 from bench.faults import FaultSpec, check_fits, parse_fault
 from bench.records import LoadModel, ScenarioOptionValue
+from bench.remote_workers import DEFAULT_MASTER_PORT
 from bench.target import check_target_url
 
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -24,7 +25,8 @@ DEFAULT_VARIANTS = ("memory", "pg_sqla_sync", "pg_sqla_async", "pg_sqla_blocking
 class SweepSpec(BaseModel):
     """What a run measures. The same keys are accepted from CLI options and from a `--config` TOML file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: `--duration nan` or `inf` would pass every bound check and break the sweep later.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     variants: list[str] = Field(default_factory=lambda: list(DEFAULT_VARIANTS), min_length=1)
     scenario: str = "read_heavy"
@@ -45,6 +47,10 @@ class SweepSpec(BaseModel):
     processes: int = Field(default=1, ge=1, le=64)  # Locust processes sending the load (distributed mode)
     # A database fault injected in every point's measured period, e.g. "db-restart:at=20s,down=5s".
     fault: str | None = None
+    # Locust workers on other hosts (`bench worker --master HOST:PORT`), and where the master listens for them.
+    remote_workers: int = Field(default=0, ge=0, le=1000)
+    master_bind: str = "127.0.0.1"  # remote workers need an address they can reach, e.g. 0.0.0.0
+    master_port: int = Field(default=DEFAULT_MASTER_PORT, ge=1, le=65534)
     # A service bench does not start (bench.target): the pool settings above are then the ones it reports.
     target_url: str | None = None
     # closed: `users` keep one request each in flight. open: requests start at `rates` per second whatever the
@@ -61,6 +67,8 @@ class SweepSpec(BaseModel):
     @classmethod
     def _known_variants(cls, names: list[str]) -> list[str]:
         known = all_variants()
+        if "" in names:
+            raise ValueError("an empty name (in a list: two commas in a row, or one at the end?)")
         names = [expanded for name in names for expanded in (known if name == "all" else [name])]
         unknown = [name for name in names if name not in known]
         if unknown:

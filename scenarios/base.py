@@ -13,14 +13,15 @@ written here. Settings arrive through the environment the harness sets (bench/lo
   BENCH_SUMMARY_PATH      where to write the summary (JSON) when Locust quits
   BENCH_STARTED_PATH      where the process that ends the test writes the epoch second its test started (the
                           harness times a fault injection from it)
-  BENCH_PROCESS_NAME      this generator process's name in the record
-  BENCH_PROCESS_INDEX     0-based index of this generator process among BENCH_PROCESSES (Locust distributed
-  BENCH_PROCESSES         mode: one master that only coordinates, and worker processes that send; see below)
+  BENCH_PROCESS_NAME      this generator process's name in the record (default: host-pid)
+  BENCH_SUMMARY_DIR       distributed mode, on the master: where to write each worker's summary
 
-Several processes: the master ends the test (after warm-up + duration); each worker records its own requests and
-writes its own summary when the master tells it to quit, which the harness merges (histograms add without loss).
-In the open model user u of worker w takes the global timetable index u * BENCH_PROCESSES + w, so the processes'
-users interleave instead of firing together.
+Several processes (Locust's distributed mode, workers local or on other hosts): the master only coordinates and
+ends the test after warm-up + duration; each worker records its own requests, and when the master says `bench_end`
+ends its measured period and sends its summary in a `bench_summary` message, which the master writes as
+locust_summary-<process>.json for the harness to merge (histograms add without loss). Then the master quits,
+and its workers with it. In the open model user u of worker w (Locust's worker index, of N workers) takes the
+global timetable index u * N + w, so the processes' users interleave instead of firing together.
 
 Open model (wrk2's constant arrival rate): user u of N starts its k-th task at t0 + u/rate + k*N/rate
 (bench.latency.Timetable), sleeping until then; when it is behind (its previous task took longer than N/rate)
@@ -42,13 +43,15 @@ import logging
 import os
 import random
 import resource
+import socket
 import time
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import events
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 from bench.latency import Timetable, wait_before
 from scenarios.lean_client import LeanHttpUser
@@ -63,9 +66,12 @@ LOAD_MODEL = os.environ.get("BENCH_LOAD_MODEL", "closed")
 RATE = float(os.environ["BENCH_RATE"]) if os.environ.get("BENCH_RATE") else None
 SUMMARY_PATH = os.environ.get("BENCH_SUMMARY_PATH", "")
 STARTED_PATH = os.environ.get("BENCH_STARTED_PATH", "")
-PROCESS_NAME = os.environ.get("BENCH_PROCESS_NAME", "local-1")
-PROCESS_INDEX = int(os.environ.get("BENCH_PROCESS_INDEX", "0"))
-PROCESSES = int(os.environ.get("BENCH_PROCESSES", "1"))
+PROCESS_NAME = os.environ.get("BENCH_PROCESS_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+SUMMARY_DIR = os.environ.get("BENCH_SUMMARY_DIR", "")
+SUMMARY_MESSAGE = "bench_summary"  # worker -> master: the worker's summary
+END_MESSAGE = "bench_end"  # master -> workers: the measured period is over
+# The master waits this long for the workers' summaries after stopping them, then quits with what it has.
+SUMMARIES_WAIT_S = 30.0
 OPEN_MODEL = LOAD_MODEL == "open"
 if OPEN_MODEL and not RATE:
     raise SystemExit("the open load model needs BENCH_RATE (tasks per second)")
@@ -121,7 +127,11 @@ class ItemUser(LeanHttpUser):
             return
         assert RATE is not None
         self._index = _indices.take()
-        global_index = self._index * PROCESSES + PROCESS_INDEX
+        runner = self.environment.runner
+        index, processes = (
+            (runner.worker_index, _workers(self.environment)) if isinstance(runner, WorkerRunner) else (0, 1)
+        )
+        global_index = self._index * processes + index
         self._timetable = Timetable(_recorder().started_at, global_index, USERS, RATE)
         self._slot = self._timetable.first_slot_at_or_after(time.time())
         self._due = self._timetable.intended_start(self._slot)
@@ -210,8 +220,57 @@ def _start_measurement(recorder: Recorder) -> None:
 
 
 def _end_test(environment: Environment) -> None:
-    if environment.runner is not None:
-        environment.runner.quit()
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        # Each worker ends its measurement and sends its summary; then quit with them in hand. (Not
+        # runner.stop(): stopped workers leave the master's list, and its quit would then miss them.)
+        runner.send_message(END_MESSAGE)
+        _state["summaries_in"].wait(timeout=SUMMARIES_WAIT_S)
+    if runner is not None:
+        runner.quit()
+
+
+def _workers(environment: Environment) -> int:
+    """How many workers the master expects (Locust forwards this option to its workers)."""
+    options = environment.parsed_options
+    return max(int(getattr(options, "expect_workers", 1) or 1), 1)
+
+
+@events.init.add_listener
+def _collect_summaries_on_the_master(environment: Environment, **_kwargs: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner):
+        return
+    received: set[str] = set()
+    _state["summaries_in"] = gevent.event.Event()
+
+    def on_summary(environment: Environment, msg: Any, **_kwargs: Any) -> None:
+        summary = msg.data
+        received.add(summary["process"])
+        if SUMMARY_DIR:
+            path = os.path.join(SUMMARY_DIR, f"locust_summary-{_safe(summary['process'])}.json")
+            _write_atomically(path, json.dumps(summary))
+        if len(received) >= _workers(environment):
+            _state["summaries_in"].set()
+
+    runner.register_message(SUMMARY_MESSAGE, on_summary)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "worker"
+
+
+@events.init.add_listener
+def _end_measurement_on_a_worker(environment: Environment, **_kwargs: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, WorkerRunner):
+        return
+
+    def on_end(environment: Environment, **_kwargs: Any) -> None:
+        _end_measurement(environment)
+        runner.send_message(SUMMARY_MESSAGE, _summary())
+
+    runner.register_message(END_MESSAGE, on_end)
 
 
 @events.test_start.add_listener
@@ -235,6 +294,10 @@ def _on_test_start(environment: Environment, **_kwargs: Any) -> None:
 @events.test_stopping.add_listener
 def _on_test_stopping(environment: Environment, **_kwargs: Any) -> None:
     # The measured period ends when Locust starts stopping users: what completes while they finish is not in it.
+    _end_measurement(environment)
+
+
+def _end_measurement(environment: Environment) -> None:
     recorder = _state.get("recorder")
     if recorder is None:
         return
@@ -251,12 +314,14 @@ def _write_summary(environment: Environment, **_kwargs: Any) -> None:
     recorder = _state.get("recorder")
     if recorder is not None and recorder.current is not None:  # quit without a test_stopping (an error)
         recorder.stop(now=time.time(), cpu_s=_cpu_seconds(), users=_user_count(environment), stage=_stage(environment))
-    summary = (
-        recorder.summary(load_model=LOAD_MODEL, rate=RATE, users=USERS)
-        if recorder is not None
-        else never_started_summary(process=PROCESS_NAME, load_model=LOAD_MODEL, rate=RATE, users=USERS)
-    )
-    _write_atomically(SUMMARY_PATH, json.dumps(summary))
+    _write_atomically(SUMMARY_PATH, json.dumps(_summary()))
+
+
+def _summary() -> dict[str, Any]:
+    recorder: Recorder | None = _state.get("recorder")
+    if recorder is None:
+        return never_started_summary(process=PROCESS_NAME, load_model=LOAD_MODEL, rate=RATE, users=USERS)
+    return recorder.summary(load_model=LOAD_MODEL, rate=RATE, users=USERS)
 
 
 def _write_atomically(path: str, text: str) -> None:
