@@ -122,3 +122,42 @@ def test_load_model_and_rates_must_agree(values: dict[str, object], message: str
 def test_repeats_come_as_whole_passes_so_variants_alternate() -> None:
     spec = SweepSpec(variants=["pg_sqla_sync", "pg_sqla_async"], pool_sizes=[5], max_overflows=[0], repeat=3)
     assert [p.variant.name for p in build_plan(spec)] == ["pg_sqla_sync", "pg_sqla_async"] * 3
+
+
+def test_workers_and_pre_ping_are_sweep_dimensions_with_their_own_point_ids() -> None:
+    spec = SweepSpec(
+        variants=["memory", "pg_sqla_async"], pool_sizes=[5], max_overflows=[0], users=[10],
+        workers=[2, 1], pool_pre_ping=["on", "off"],
+    )  # fmt: skip
+    assert spec.workers == [1, 2] and spec.pool_pre_ping == [False, True]
+    points = build_plan(spec)
+    async_points = [(p.workers, p.pool_pre_ping) for p in points if p.variant.name == "pg_sqla_async"]
+    assert async_points == [(1, False), (1, True), (2, False), (2, True)]
+    # no pool, nothing to check: the baseline runs once per worker count, never "with pre_ping"
+    assert [(p.workers, p.pool_pre_ping) for p in points if p.variant.name == "memory"] == [(1, False), (2, False)]
+    ids = [p.point_id for p in points]
+    assert len(set(ids)) == len(ids)
+    assert "002-pg_sqla_async-ps5-mo0-t40-u10-r1" in ids  # the defaults add nothing to an id (older runs resume)
+    assert any(i.endswith("-ps5-mo0-pp-t40-u10-w2-r1") for i in ids)
+    assert spec.max_connections_needed() == 2 * 5
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"workers": [0]}, "greater than or equal to 1"),
+        ({"pool_pre_ping": ["maybe"]}, "valid boolean"),
+        ({"processes": 0}, "greater than or equal to 1"),
+        ({"fault": "db-restart:at=9s,down=1s", "duration_s": 10}, "does not fit"),
+        ({"fault": "db-restart:at=1s"}, "missing down"),
+        ({"target_url": "ftp://host"}, "not an http"),
+        ({"remote_workers": -1}, "greater than or equal to 0"),
+    ],
+)
+def test_scale_and_fault_settings_are_validated(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        SweepSpec.model_validate(values)
+
+
+def test_a_fault_is_recorded_in_its_canonical_form() -> None:
+    assert SweepSpec(fault="db-pause:down=500ms,at=2", duration_s=10).fault == "db-pause:at=2s,down=0.5s"
