@@ -236,8 +236,10 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
                 processes=spec.processes,
                 remote=context.remote,
             )
-            sampler = TelemetrySampler(app_url=server.base_url, database=database)
             fault_spec = spec.fault_spec() if database.control is not None else None
+            sampler = TelemetrySampler(
+                app_url=server.base_url, database=database, database_expected_down=fault_spec is not None
+            )
             with ExitStack() as during_load:
                 during_load.enter_context(sampler)
                 injector = (

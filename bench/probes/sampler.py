@@ -67,7 +67,16 @@ class SourceHealth:
 class TelemetrySampler:
     """`with TelemetrySampler(app_url, database): <run the load>`, then `summary(...)` for the point's record."""
 
-    def __init__(self, app_url: str | None, database: Database | None, interval_s: float = DEFAULT_INTERVAL_S):
+    def __init__(
+        self,
+        app_url: str | None,
+        database: Database | None,
+        interval_s: float = DEFAULT_INTERVAL_S,
+        *,
+        database_expected_down: bool = False,
+    ):
+        """`database_expected_down`: a fault takes the database away during the point; keep trying (reconnecting
+        each second) so the samples show its connections coming back, rather than giving up after a few."""
         if interval_s <= 0:
             raise ValueError("interval_s must be positive")
         self.interval_s = interval_s
@@ -79,6 +88,7 @@ class TelemetrySampler:
         self._database_note: str | None = None
         self._app_active = self._metrics_url is not None
         self._database_active = self._probe is not None
+        self._give_up_on_database = not database_expected_down
         self._ticks: list[Tick] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -183,7 +193,7 @@ class TelemetrySampler:
         except Exception as error:  # DatabaseProbeError, or a driver that is not installed
             message = error.message if isinstance(error, DatabaseProbeError) else f"{type(error).__name__}: {error}"
             self._database.failed(scrub(message, self._database_url))
-            if self._database.consecutive_failures >= DATABASE_FAILURES_BEFORE_GIVING_UP:
+            if self._give_up_on_database and self._database.consecutive_failures >= DATABASE_FAILURES_BEFORE_GIVING_UP:
                 self._database_active = False
                 self._database.stopped = f"not sampled further after {DATABASE_FAILURES_BEFORE_GIVING_UP} in a row"
                 self._close_probe(probe)
