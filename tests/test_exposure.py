@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from bench.databases.mysql import MysqlServer
 from bench.databases.mysql_connect import pymysql_url
+from tests.test_e2e import descendants
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -72,25 +73,6 @@ def listeners_of(pid: int, sockets: dict[int, tuple[str, int]] | None = None) ->
 
 def addresses_listening_on(port: int) -> set[str]:
     return {address for address, bound_port in listening_sockets().values() if bound_port == port}
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below `pid` (children in new sessions included)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    found: set[int] = set()
-    frontier = [pid]
-    while frontier:
-        current = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == current]
-        found.update(children)
-        frontier.extend(children)
-    return found
 
 
 def port_of(url: str) -> int:
