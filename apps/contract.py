@@ -32,11 +32,13 @@ from fastapi import FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from apps import telemetry
 from apps.catalog import VariantSpec
+from apps.guards import BodySizeLimit, method_not_allowed
 from apps.pooling import DriverPool
 from apps.settings import AppSettings, StartupError, load_settings
 from bench.urls import mask_url
@@ -50,20 +52,39 @@ ITEM_NOT_FOUND = "item not found"
 # instead of a driver overflow (a 500) on some.
 BIGINT_MAX = 2**63 - 1
 INTEGER_MAX = 2**31 - 1
+NAME_LENGTH_MAX = 200
+DESCRIPTION_LENGTH_MAX = 2000
+# Far above the largest valid item (a 2000-character description of 4-byte characters is under 10 KiB).
+BODY_BYTES_MAX = 64 * 1024
+# PostgreSQL text cannot hold NUL; refused for every backend so that all of them accept the same items.
+# (Lone surrogates, which JSON can spell as "\ud800", are refused too: pydantic rejects any string that
+# is not valid Unicode once a constraint applies.)
+NO_NUL = r"^[^\x00]*$"
 
 ItemId = Annotated[int, Path(ge=1, le=BIGINT_MAX)]
 Limit = Annotated[int, Query(ge=1, le=LIST_LIMIT_MAX)]
 Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX)]
 WaitMs = Annotated[int, Query(ge=0, le=WAIT_MS_MAX, description="how long the database waits, in ms")]
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Description = Annotated[str, Field(max_length=2000)]
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH_MAX, pattern=NO_NUL)]
+Description = Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX, pattern=NO_NUL)]
 Price = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Quantity = Annotated[int, Field(ge=0, le=INTEGER_MAX)]
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema's integers include 3.0, which strict validation would refuse.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Quantity = Annotated[int, Field(ge=0, le=INTEGER_MAX), BeforeValidator(_whole_number)]
+
+
+# Strict: JSON types as the schema gives them, so `"3"` or `true` is not quietly taken for a quantity of 3 or 1.
+_INPUT = ConfigDict(extra="forbid", strict=True)
 
 
 class ItemCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _INPUT
 
     name: Name
     description: Description | None = None
@@ -71,18 +92,28 @@ class ItemCreate(BaseModel):
     quantity: Quantity = 0
 
 
+_NOT_NULL = ("name", "price", "quantity")
+
+
+def _update_schema(schema: dict[str, Any]) -> None:
+    """ItemUpdate's schema says what its validators enforce: at least one field, and null only for description."""
+    schema["minProperties"] = 1
+    for field in _NOT_NULL:
+        schema["properties"][field].pop("default", None)  # an omitted field is left as it is, not set to null
+
+
 class ItemUpdate(BaseModel):
     """Changes to an item: only the fields given are changed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _INPUT | ConfigDict(json_schema_extra=_update_schema)
 
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None
     description: Description | None = None
-    price: Price | None = None
-    quantity: Quantity | None = None
+    price: Price | SkipJsonSchema[None] = None
+    quantity: Quantity | SkipJsonSchema[None] = None
 
     # Validators skip defaults, so this only rejects an explicit null for a column that cannot be NULL.
-    @field_validator("name", "price", "quantity")
+    @field_validator(*_NOT_NULL)
     @classmethod
     def _not_null(cls, value: object) -> object:
         if value is None:
@@ -107,6 +138,12 @@ class ItemResponse(BaseModel):
     description: str | None
     price: float
     quantity: int
+
+
+class Problem(BaseModel):
+    """The body of a 404 or 413 (a 422's `detail` is FastAPI's list of validation errors instead)."""
+
+    detail: str
 
 
 class HealthConfig(BaseModel):
@@ -167,17 +204,41 @@ def create_app(
     name = module_name.rpartition(".")[2]
     app = FastAPI(title=f"item service ({name})", lifespan=_with_settings(name, lifespan))
     app.add_middleware(_OneLineStartupFailure)
+    app.add_middleware(BodySizeLimit, max_bytes=BODY_BYTES_MAX)
     app.add_exception_handler(RequestValidationError, _unprocessable)
+    app.add_exception_handler(405, method_not_allowed)
     health = _health(name, variant, db_wait, driver_pool)
     app.add_api_route("/health", health, methods=["GET"], response_model=HealthResponse)
     app.add_api_route("/metrics", telemetry.metrics_route(name), methods=["GET"])
-    app.add_api_route("/items", create_item, methods=["POST"], status_code=201, response_model=ItemResponse)
+    app.add_api_route(
+        "/items", create_item, methods=["POST"], status_code=201, response_model=ItemResponse, responses=_BAD_BODY
+    )
     app.add_api_route("/items", list_items, methods=["GET"], response_model=list[ItemResponse])
-    app.add_api_route("/items/{item_id}", read_item, methods=["GET"], response_model=ItemResponse)
-    app.add_api_route("/items/{item_id}/slow", read_item_slow, methods=["GET"], response_model=ItemResponse)
-    app.add_api_route("/items/{item_id}", update_item, methods=["PUT"], response_model=ItemResponse)
-    app.add_api_route("/items/{item_id}", delete_item, methods=["DELETE"], status_code=204, response_class=Response)
+    app.add_api_route("/items/{item_id}", read_item, methods=["GET"], response_model=ItemResponse, responses=_MISSING)
+    app.add_api_route(
+        "/items/{item_id}/slow", read_item_slow, methods=["GET"], response_model=ItemResponse, responses=_MISSING
+    )
+    app.add_api_route(
+        "/items/{item_id}", update_item, methods=["PUT"], response_model=ItemResponse, responses=_MISSING | _BAD_BODY
+    )
+    app.add_api_route(
+        "/items/{item_id}",
+        delete_item,
+        methods=["DELETE"],
+        status_code=204,
+        response_class=Response,
+        responses=_MISSING,
+    )
     return app
+
+
+# The error answers a route can give besides FastAPI's own 422, so that the OpenAPI schema lists them.
+_MISSING: dict[int | str, dict[str, Any]] = {404: {"model": Problem, "description": ITEM_NOT_FOUND}}
+_BAD_BODY: dict[int | str, dict[str, Any]] = {
+    # FastAPI's answer to a body that is not UTF-8 (one that is not JSON is a 422).
+    400: {"model": Problem, "description": "request body that is not UTF-8 text"},
+    413: {"model": Problem, "description": f"request body over {BODY_BYTES_MAX} bytes"},
+}
 
 
 async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
@@ -190,8 +251,11 @@ async def _unprocessable(request: Request, exc: Exception) -> JSONResponse:
 def _json_safe(value: object) -> object:
     if isinstance(value, float) and not isfinite(value):
         return str(value)
+    if isinstance(value, str) and not value.isascii():
+        # A lone surrogate (JSON may spell one as "\ud800") cannot be encoded as UTF-8: escape it instead.
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_json_safe(item) for item in value]
     return value

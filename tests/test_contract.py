@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from anyio.to_thread import current_default_thread_limiter
 from fastapi.testclient import TestClient
 
 from apps.catalog import VariantInfo, all_variants
-from apps.contract import BIGINT_MAX, INTEGER_MAX, ITEM_NOT_FOUND, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
+from apps.contract import BIGINT_MAX, BODY_BYTES_MAX, INTEGER_MAX, ITEM_NOT_FOUND, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
 from apps.settings import StartupError
 from bench.dataset import seed_items
 from bench.urls import mask_url
@@ -241,6 +242,37 @@ def test_create_rejects_non_finite_price(client: TestClient, price: str) -> None
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "price"]
+
+
+def padded_item(size: int) -> bytes:
+    """A valid item as JSON, padded with whitespace to exactly `size` bytes."""
+    body = json.dumps(new_item()).encode()
+    return body + b" " * (size - len(body))
+
+
+def test_body_of_the_largest_size_is_accepted_and_one_byte_more_is_413(client: TestClient) -> None:
+    headers = {"content-type": "application/json"}
+
+    largest = client.post("/items", content=padded_item(BODY_BYTES_MAX), headers=headers)
+    too_large = client.post("/items", content=padded_item(BODY_BYTES_MAX + 1), headers=headers)
+
+    assert largest.status_code == 201, largest.text
+    assert too_large.status_code == 413
+    assert too_large.json() == {"detail": f"request body larger than {BODY_BYTES_MAX} bytes"}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT"])
+def test_body_without_length_is_cut_off_at_the_limit(client: TestClient, method: str) -> None:
+    created = create(client)
+    body = padded_item(BODY_BYTES_MAX + 1)
+    # A generator makes the client send the body chunked, without Content-Length: it is counted as it arrives.
+    chunks = (body[start : start + 4096] for start in range(0, len(body), 4096))
+    path = "/items" if method == "POST" else f"/items/{created['id']}"
+
+    response = client.request(method, path, content=chunks, headers={"content-type": "application/json"})
+
+    assert response.status_code == 413
+    assert client.get(f"/items/{created['id']}").json() == created
 
 
 def test_longest_allowed_name_is_stored(client: TestClient) -> None:
