@@ -40,12 +40,22 @@ USER_AGENT = "bench-lean-client"
 
 
 class HTTPStatusError(Exception):
-    """The server answered with a status of 400 or above (its repr names the status, which sets the failure kind)."""
+    """The server answered with a status of 400 or above (its repr names the status, which sets the failure kind).
+    A 5xx of the item service names what failed in its body's "error" (apps/contract.py): kept as `error_kind`."""
 
-    def __init__(self, status_code: int, method: str, path: str) -> None:
+    def __init__(self, status_code: int, method: str, path: str, content: bytes = b"") -> None:
         side = "Client" if status_code < 500 else "Server"
         super().__init__(f"{status_code} {side} Error for {method} {path}")
         self.status_code = status_code
+        self.error_kind = _error_kind(content) if status_code >= 500 else None
+
+
+def _error_kind(content: bytes) -> str | None:
+    try:
+        kind = jsonlib.loads(content).get("error")
+    except (ValueError, AttributeError):
+        return None
+    return kind[:80] if isinstance(kind, str) and kind else None
 
 
 class ConnectionClosedError(ConnectionError):
@@ -173,7 +183,7 @@ class LeanHttpClient:
             self.close()
             response = LeanResponse(0, b"", exc)
         else:
-            error = HTTPStatusError(status_code, method, path) if status_code >= 400 else None
+            error = HTTPStatusError(status_code, method, path, content) if status_code >= 400 else None
             response = LeanResponse(status_code, content, error)
         self._request_event.fire(
             request_type=method,

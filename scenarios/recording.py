@@ -31,7 +31,8 @@ def failure_kind(error: object) -> str:
     if isinstance(error, BaseException):
         status_code = getattr(error, "status_code", None)  # scenarios/lean_client.py's HTTPStatusError
         if isinstance(status_code, int):
-            return f"HTTP {status_code}"
+            error_kind = getattr(error, "error_kind", None)  # what failed inside the app, e.g. OperationalError
+            return f"HTTP {status_code} {error_kind}" if error_kind else f"HTTP {status_code}"
     text = repr(error) if isinstance(error, BaseException) else str(error)
     status = re.search(r"code=(\d{3})|\b(\d{3}) (?:Client|Server) Error", text)
     if status:

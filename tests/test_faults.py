@@ -4,6 +4,7 @@ runs that stop (db-restart) or freeze (db-pause) the PostgreSQL bench started, t
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from pathlib import Path
@@ -103,6 +104,23 @@ def test_slices_outside_the_measured_period_are_ignored() -> None:
     assert (effect.errors_before, effect.errors_during, effect.errors_after) == (0, 0, 0)
 
 
+class _StatusError(Exception):
+    """Shaped like scenarios/lean_client.py's HTTPStatusError (which imports gevent: not in pytest's process)."""
+
+    def __init__(self, status_code: int, error_kind: str | None) -> None:
+        super().__init__(f"{status_code} Server Error")
+        self.status_code = status_code
+        self.error_kind = error_kind
+
+
+def test_failure_kinds_name_what_failed_inside_the_app() -> None:
+    from scenarios.recording import failure_kind  # noqa: PLC0415 - imports neither locust nor gevent
+
+    assert failure_kind(_StatusError(500, "OperationalError")) == "HTTP 500 OperationalError"
+    assert failure_kind(_StatusError(503, None)) == "HTTP 503"
+    assert failure_kind(ConnectionRefusedError(111, "refused")) == "ConnectionRefusedError"
+
+
 # ---------------------------------------------------------------- real runs on the PostgreSQL bench starts
 
 
@@ -144,6 +162,8 @@ def test_db_restart_is_recorded_and_reported_with_pre_ping_on_and_off(tmp_path: 
         assert fault["first_success_after_back_s"] is not None  # ...and succeeded again once it was back
         assert sum(fault["failed_per_slice"]) == point["metrics"]["failures"]
         assert sum(point["metrics"]["failures_by_kind"].values()) == point["metrics"]["failures"]
+        # the app names what failed inside it (the driver's exception class), not only "HTTP 500"
+        assert all(re.fullmatch(r"HTTP 500 \w+", kind) for kind in point["metrics"]["failures_by_kind"])
         # the database probe kept trying through the outage, so its counts show the connections coming back
         assert not any("not sampled further" in error for error in point["telemetry"]["errors"])
     summary = (run_dir / "report" / "summary.md").read_text()
