@@ -650,6 +650,16 @@ def tune_command(
     objective = parse_slo(slo)
     error_limit = float(_parse_number(max_error_rate, "--max-error-rate", float, 0) or 0)
     if from_run:
+        # These define a sweep to measure; beside --from-run, which measures nothing, they would be ignored.
+        sweep_options = {
+            "--pool-size": pool_size, "--max-overflow": max_overflow, "--adaptive": adaptive or None,
+            "--scenario": scenario, "--warmup": warmup, "--duration": duration, "--repeat": repeat, "--rows": rows,
+            "--thread-tokens": thread_tokens, "--load-model": load_model, "--rate": rate,
+            "--scenario-option": scenario_option, "--pin-cpus": pin_cpus, "--config": config, "--run-id": run_id,
+        }  # fmt: skip
+        ignored = [name for name, value in sweep_options.items() if value is not None]
+        if ignored:
+            raise BenchError(f"--from-run recommends from runs already measured; drop {', '.join(ignored)}")
         folders = [open_run(results_dir, name) for name in _split(from_run) or []]
         users_value = _parse_number(users, "--users", int, 1)
         recommendation, points = tune_from_runs(

@@ -52,7 +52,7 @@ from matplotlib.lines import Line2D
 from bench.environment import machine_label
 from bench.errors import BenchError
 from bench.records import PointConfig, PointRecord, RunRecord
-from bench.results import RunFolder, write_atomic
+from bench.results import RunFolder, report_writes, write_atomic
 from bench.stats import EXACT_MAX_N, REPEAT_METRICS, mann_whitney_u
 
 ALPHA = 0.05
@@ -187,6 +187,9 @@ def compare_runs(a: RunFolder, b: RunFolder, ignore: Collection[str] = ()) -> Co
     unknown = sorted(set(ignore) - IGNORABLE_FIELDS)
     if unknown:
         raise BenchError(f"cannot ignore {', '.join(unknown)} (ignorable: {', '.join(sorted(IGNORABLE_FIELDS))})")
+    if a.path.resolve() == b.path.resolve():
+        # Every change would be zero: a typo for the run meant, not a comparison anyone wants written.
+        raise BenchError(f"RUN_A and RUN_B are the same run ({a.run_id}); give two different runs")
     run_a, run_b = a.load_run(), b.load_run()
     groups_a, groups_b = _by_configuration(a.load_points(), ignore), _by_configuration(b.load_points(), ignore)
     labeller = _Labeller([json.loads(k) for k in {*groups_a, *groups_b}])
@@ -615,8 +618,9 @@ def _save_figure_atomic(figure: Figure, path: Path) -> None:
 def write_comparison(c: Comparison) -> list[Path]:
     """The chart (PNG, SVG) and comparison.md into the B run's report/compare-<A>/; returns the files."""
     out_dir = c.out_dir
-    charts = draw_comparison(c, out_dir)
-    summary = out_dir / "comparison.md"
-    chart_links = "\n".join(f"![{chart.name}]({chart.name})" for chart in charts if chart.suffix == ".png")
-    write_atomic(summary, comparison_markdown(c) + f"\n## Chart\n\n{chart_links}\n")
+    with report_writes(out_dir):
+        charts = draw_comparison(c, out_dir)
+        summary = out_dir / "comparison.md"
+        chart_links = "\n".join(f"![{chart.name}]({chart.name})" for chart in charts if chart.suffix == ".png")
+        write_atomic(summary, comparison_markdown(c) + f"\n## Chart\n\n{chart_links}\n")
     return [*charts, summary]

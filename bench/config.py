@@ -83,7 +83,7 @@ def _refuse_booleans(section: dict[str, Any], path: Path) -> None:
         if field is None or field.annotation in (bool, list[bool]) or key == "scenario_options":
             continue
         if isinstance(value, bool) or (isinstance(value, list) and any(isinstance(item, bool) for item in value)):
-            raise BenchError(f"invalid {key} in {path}: {str(value).lower()} is a boolean, not a number or name")
+            raise BenchError(f"invalid {key} in {path}: true/false where a number or a name belongs")
 
 
 def parse_scenario_options(pairs: list[str] | None) -> dict[str, str] | None:

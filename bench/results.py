@@ -85,14 +85,23 @@ class RunFolder:
         shutil.rmtree(self.raw_dir(point_id), ignore_errors=True)
 
     def write_run(self, record: RunRecord) -> None:
-        write_json(self.run_file, record.model_dump(mode="json"))
+        self._write(self.run_file, record.model_dump(mode="json"))
 
     def write_point(self, record: PointRecord) -> None:
-        write_json(self.point_file(record.point_id), record.model_dump(mode="json"))
+        self._write(self.point_file(record.point_id), record.model_dump(mode="json"))
 
     def write_aggregates(self, groups: Sequence[BaseModel]) -> None:
         data = {"schema_version": SCHEMA_VERSION, "groups": [group.model_dump(mode="json") for group in groups]}
-        write_json(self.path / AGGREGATES_FILE, data)
+        self._write(self.path / AGGREGATES_FILE, data)
+
+    def _write(self, path: Path, data: Any) -> None:
+        # A BenchError, so the harness takes its user-error path: a run that measured nothing is removed whole.
+        try:
+            write_json(path, data)
+        except OSError as exc:
+            raise BenchError(
+                f"cannot write {path}: {exc.strerror or exc}; free some space or pass another --results-dir"
+            ) from None
 
     def load_run(self) -> RunRecord:
         return _load_record(self.run_file, RunRecord)
@@ -103,21 +112,42 @@ class RunFolder:
 
 
 def create_run_folder(results_dir: Path, run_id: str) -> RunFolder:
-    """Create results/<run_id>/, failing with one clear line when the folder cannot be written."""
+    """Create results/<run_id>/, failing with one clear line (and leaving nothing) when it cannot be written."""
+    if results_dir.exists() and not results_dir.is_dir():
+        raise BenchError(f"results folder {results_dir} is a file, not a folder; pass another --results-dir")
+    path = results_dir / run_id
     try:
         results_dir.mkdir(parents=True, exist_ok=True)
-        path = results_dir / run_id
         path.mkdir()
+    except FileExistsError:
+        raise BenchError(f"run folder {path} already exists; choose another --run-id") from None
+    except OSError as exc:
+        raise _unwritable(results_dir, exc) from None
+    try:
         probe = path / ".write-probe"
         probe.write_text("ok", encoding="utf-8")
         probe.unlink()
-    except FileExistsError:
-        raise BenchError(f"run folder {results_dir / run_id} already exists; choose another --run-id") from None
+    except OSError as exc:  # e.g. a full disk: the folder could be made, a file in it not
+        shutil.rmtree(path, ignore_errors=True)
+        raise _unwritable(results_dir, exc) from None
+    return RunFolder(path)
+
+
+def _unwritable(results_dir: Path, exc: OSError) -> BenchError:
+    return BenchError(
+        f"cannot write results folder {results_dir}: {exc.strerror or exc}; pass a writable --results-dir"
+    )
+
+
+@contextmanager
+def report_writes(out_dir: Path) -> Iterator[None]:
+    """Writing a report: a folder that cannot take it (read-only, full, a file in its place) is one clear line."""
+    try:
+        yield
     except OSError as exc:
         raise BenchError(
-            f"cannot write results folder {results_dir}: {exc.strerror or exc}; pass a writable --results-dir"
+            f"cannot write the report into {out_dir}: {exc.strerror or exc}; free some space or make it writable"
         ) from None
-    return RunFolder(path)
 
 
 def remove_run_folder(folder: RunFolder) -> None:

@@ -45,7 +45,7 @@ from bench.orchestrate import RunOptions, SweepObserver, check_run_id, execute_r
 from bench.plan import SweepSpec
 from bench.records import PointConfig, PointRecord
 from bench.report import variant_colour
-from bench.results import RunFolder, write_atomic, write_json
+from bench.results import RunFolder, report_writes, write_atomic, write_json
 from bench.slo import PERCENTILE_FIELDS, Slo
 from bench.stats import group_repeats
 
@@ -823,13 +823,14 @@ def draw_tune_chart(r: Recommendation, points: Sequence[PointRecord], out_dir: P
 def write_tune_report(folder: RunFolder, r: Recommendation, points: Sequence[PointRecord]) -> list[Path]:
     """<run>/report/tune.json, tune.md and the chart; returns the files written."""
     out_dir = folder.report_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
-    charts = draw_tune_chart(r, points, out_dir)
-    json_path, markdown_path = out_dir / "tune.json", out_dir / "tune.md"
-    write_json(json_path, recommendation_json(r))
-    pngs = [chart for chart in charts if chart.suffix == ".png"]
-    text = recommendation_text(r) + "".join(f"\n![{chart.stem}]({chart.name})\n" for chart in pngs)
-    write_atomic(markdown_path, text)
+    with report_writes(out_dir):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        charts = draw_tune_chart(r, points, out_dir)
+        json_path, markdown_path = out_dir / "tune.json", out_dir / "tune.md"
+        write_json(json_path, recommendation_json(r))
+        pngs = [chart for chart in charts if chart.suffix == ".png"]
+        text = recommendation_text(r) + "".join(f"\n![{chart.stem}]({chart.name})\n" for chart in pngs)
+        write_atomic(markdown_path, text)
     return [json_path, markdown_path, *charts]
 
 
@@ -958,7 +959,7 @@ def run_tune(options: TuneOptions, observer: SweepObserver) -> tuple[RunFolder, 
     from every point measured, and write the recommendation into the first run's report/ folder."""
     if options.max_rounds < 1:
         raise BenchError(f"invalid --max-rounds {options.max_rounds}: must be at least 1")
-    base = check_run_id(options.run_id) if options.run_id else new_run_id(f"tune-{options.variant}")
+    base = check_run_id(options.run_id) if options.run_id is not None else new_run_id(f"tune-{options.variant}")
     if options.adaptive and len(base) > MAX_BASE_RUN_ID:
         raise BenchError(f"--run-id {base!r} is too long for an adaptive tune (at most {MAX_BASE_RUN_ID} characters)")
     first = execute_run(_run_options(options, options.spec, base), observer)
@@ -988,5 +989,7 @@ def tune_from_runs(
     folders: Sequence[RunFolder], variant: str, slo: Slo, max_error_rate: float, users: int | None = None
 ) -> tuple[Recommendation, list[PointRecord]]:
     """A recommendation from runs already measured (`bench tune --from-run`), measuring nothing."""
+    for folder in folders:
+        folder.load_run()  # a corrupt or foreign run.json is refused, not tuned from (and written into)
     points = [point for folder in folders for point in folder.load_points()]
     return recommend(points, variant, slo, max_error_rate, users=users), points

@@ -16,6 +16,7 @@ from bench.errors import BenchError
 from bench.urls import mask_url
 
 CONNECT_TIMEOUT_S = 5
+CHECK_READ_TIMEOUT_S = 10  # connect()'s connections only run short checks (versions, settings, grants)
 SCHEMES = ("mysql", "mariadb")
 URL_EXAMPLE = "mysql://user:password@host:3306/database"
 
@@ -71,17 +72,21 @@ def pymysql_url(url: str) -> URL:
     return parsed.set(drivername="mysql+pymysql")
 
 
-def make_engine(url: str, *, timeout_s: int = CONNECT_TIMEOUT_S) -> Engine:
+def make_engine(url: str, *, timeout_s: int = CONNECT_TIMEOUT_S, read_timeout_s: int | None = None) -> Engine:
     """An engine without a pool (each connect() is a new connection, closed when done) on PyMySQL."""
     parsed = pymysql_url(url)
-    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": timeout_s}
+    connect_args: dict[str, int] = {} if "connect_timeout" in parsed.query else {"connect_timeout": timeout_s}
+    if read_timeout_s is not None:
+        connect_args["read_timeout"] = read_timeout_s
     return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
 
 
 @contextmanager
 def connect(url: str, *, timeout_s: int = CONNECT_TIMEOUT_S) -> Iterator[Connection]:
     """A connection to `url`; a failure to connect becomes a BenchError naming the masked URL."""
-    engine = make_engine(url, timeout_s=timeout_s)
+    # connect_timeout covers only the TCP connect: a port held by something that waits for the client to speak
+    # first (an HTTP server) would leave PyMySQL waiting for MySQL's greeting for ever without a read timeout.
+    engine = make_engine(url, timeout_s=timeout_s, read_timeout_s=CHECK_READ_TIMEOUT_S)
     try:
         try:
             conn = engine.connect()

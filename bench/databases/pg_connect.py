@@ -35,6 +35,7 @@ CONNECT_TIMEOUT_S = 5
 # SQLAlchemy-style URLs (postgresql+psycopg://, postgresql+asyncpg://) are accepted everywhere; libpq wants
 # the bare scheme.
 _DRIVER_SUFFIX = re.compile(r"^(?P<scheme>postgres(?:ql)?)\+[A-Za-z0-9_]+://")
+_SCHEME = re.compile(r"^postgres(?:ql)?(?:\+[A-Za-z0-9_]+)?$")
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
@@ -57,8 +58,11 @@ def scrub(text: str, url: str) -> str:
 
 
 def check_url(url: str) -> None:
-    """Refuse a URL whose password contains a raw `@`: libpq would read part of it as the host name
-    and echo it in its error message."""
+    """Refuse a URL of another database (libpq would call it a malformed keyword string), and one whose
+    password contains a raw `@`: libpq would read part of it as the host name and echo it in its error."""
+    scheme, sep, _ = url.strip().partition("://")
+    if sep and not _SCHEME.match(scheme):
+        raise BenchError(f"the PostgreSQL URL {scrub(url, url)} must start with postgresql:// (or postgres://)")
     if urlsplit(url).netloc.count("@") > 1:
         raise BenchError(
             f"the user or password in the PostgreSQL URL {scrub(url, url)} contains '@'; percent-encode it as %40"
