@@ -152,6 +152,7 @@ class Comparison:
 IGNORABLE_FIELDS = frozenset(
     {"pool_size", "max_overflow", "thread_tokens", "users", "rate", "pool_pre_ping", "telemetry", "workers"}
     | {"duration_s", "warmup_s", "spawn_rate", "dataset_rows"}
+    | {"generator_processes", "fault"}  # e.g. one Locust process against two, a run with a fault against one without
 )
 IGNORED = "*"  # the value an ignored field takes in a key, so configurations differing only there match
 
