@@ -12,6 +12,7 @@ from bench.records import FaultRecord, PointRecord, RunRecord
 
 # The recorded slices are 100 ms; bars of half a second stay readable over a minute and still show a recovery.
 BAR_S = 0.5
+TITLE_IN = 0.7  # the suptitle's three lines at 9 pt
 
 
 def draw_fault_recovery(run: RunRecord, points: list[PointRecord], out_dir: Path) -> list[Path]:
@@ -19,7 +20,8 @@ def draw_fault_recovery(run: RunRecord, points: list[PointRecord], out_dir: Path
     shown = [(p, f) for p, f in faulted(points) if f.ok_per_slice]
     if not shown:
         return []
-    figure, axes = plt.subplots(len(shown), 1, figsize=(10, 1.9 * len(shown) + 1.6), sharex=True, squeeze=False)
+    height_in = 1.9 * len(shown) + 1.6
+    figure, axes = plt.subplots(len(shown), 1, figsize=(10, height_in), sharex=True, squeeze=False)
     for axis, (point, fault) in zip(axes[:, 0], shown, strict=True):
         starts, ok, failed = _bars(fault)
         axis.bar(starts, ok, width=BAR_S, align="edge", color="#4c9a2a", label="succeeded")
@@ -42,7 +44,7 @@ def draw_fault_recovery(run: RunRecord, points: list[PointRecord], out_dir: Path
     figure.suptitle(
         chart_title(run, f"requests around a {kind}", [p.config.backend_label for p, _ in shown]), fontsize=9
     )
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - TITLE_IN / height_in))  # the title's lines keep their own band
     return save_figure(figure, out_dir, "fault_recovery")
 
 
