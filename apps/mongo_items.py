@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, TypedDict
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pymongo import ASCENDING, CursorType, IndexModel
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError, ServerSelectionTimeoutError
@@ -24,7 +24,7 @@ from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError, Se
 from apps.contract import ItemCreate, ItemResponse, ItemUpdate
 from apps.pooling import max_connections
 from apps.settings import AppSettings, StartupError
-from bench.urls import mask_url
+from bench.urls import scrub
 
 Document = dict[str, Any]
 
@@ -140,18 +140,6 @@ def reason(error: BaseException) -> str:
         return f"{type(error).__name__}: {' '.join(text.split())} (code {error.code})"
     text = " ".join(str(error).split()) or "(no message)"
     return f"{type(error).__name__}: {text}"
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` with the URL's password masked, also where a driver echoes it outside a URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for variant in sorted({password, unquote(password)}, key=len, reverse=True):
-            text = text.replace(variant, "***")
-    return mask_url(text)
 
 
 @contextmanager

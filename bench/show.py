@@ -13,6 +13,8 @@ from rich.text import Text
 
 from bench.compare import Comparison, change_text
 from bench.environment import machine_label
+from bench.fault_report import HEADERS as FAULT_HEADERS
+from bench.fault_report import fault_rows
 from bench.records import PointRecord, RunRecord
 from bench.report import Cell, aggregate, calibration_text, databases_text, load_model_caption
 from bench.results import RunFolder
@@ -146,8 +148,21 @@ def failed_points_table(points: Sequence[PointRecord]) -> Table | None:
     return table
 
 
+def fault_table(points: Sequence[PointRecord]) -> Table | None:
+    """The report's "Database fault and recovery" table, in the terminal (None when no point had a fault)."""
+    rows = fault_rows(list(points))
+    if not rows:
+        return None
+    table = Table(title="database fault and recovery (seconds into the measured period)", title_justify="left")
+    for header in FAULT_HEADERS:
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def show_run(folder: RunFolder) -> list[RenderableType]:
-    """Everything `bench show` prints, in order: the overview, a table per load, then the failed points."""
+    """Everything `bench show` prints, in order: the overview, a table per load, a fault's effect, the failed points."""
     run = folder.load_run()
     points = folder.load_points()
     cells = aggregate(points)
@@ -156,9 +171,7 @@ def show_run(folder: RunFolder) -> list[RenderableType]:
         renderables += load_tables(cells, int(run.sweep.get("repeat", 1) or 1))
     else:
         renderables.append(Text("no point measured anything yet", style="yellow"))
-    failed = failed_points_table(points)
-    if failed is not None:
-        renderables.append(failed)
+    renderables += [table for table in (fault_table(points), failed_points_table(points)) if table is not None]
     return renderables
 
 

@@ -171,6 +171,12 @@ def test_db_restart_is_recorded_and_reported_with_pre_ping_on_and_off(tmp_path: 
     assert summary.count("| db-restart for 1.5 s |") == 4
     assert (run_dir / "report" / "fault_recovery.png").stat().st_size > 0
     assert "Database fault and recovery" in (run_dir / "report" / "index.html").read_text()
+    shown = subprocess.run(
+        bench_argv("show", "fault", "--results-dir", str(tmp_path / "results")),
+        cwd=tmp_path, env=clean_env(COLUMNS="250"), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0 and "database fault and recovery" in shown.stdout, shown.stderr
+    assert shown.stdout.count("db-restart for 1.5 s") == 4
 
 
 @pytest.mark.e2e

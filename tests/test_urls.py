@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.urls import mask_url
+from bench.urls import mask_url, scrub
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,24 @@ from bench.urls import mask_url
 )
 def test_passwords_are_masked(text: str, expected: str) -> None:
     assert mask_url(text) == expected
+
+
+def test_scrub_masks_a_password_wherever_a_driver_echoes_it() -> None:
+    url = "postgresql://bench:s3cr%2Ft@db:5432/bench"
+    message = 'password authentication failed for "s3cr/t" (sent s3cr%2Ft) at postgresql://bench:s3cr%2Ft@db:5432'
+    assert scrub(message, url) == (
+        'password authentication failed for "***" (sent ***) at postgresql://bench:***@db:5432'
+    )
+
+
+def test_scrub_masks_a_short_password_only_where_it_stands_alone() -> None:
+    # A one-letter password must not turn every "p" of the message into "***".
+    url = "postgresql://bench:p@127.0.0.1:1/bench"
+    assert scrub("connection to port 1 failed: password p rejected", url) == (
+        "connection to port 1 failed: password *** rejected"
+    )
+
+
+def test_scrub_without_a_password_only_masks_urls() -> None:
+    assert scrub("port 5432 refused", "postgresql://bench@db/bench") == "port 5432 refused"
+    assert scrub("x", "not a url at all: [") == "x"

@@ -30,12 +30,12 @@ from apps.mongo_items import (
     SCHEMES,
     Document,
     reason,
-    scrub,
 )
 from bench.databases.backend import Database, SeedResult
 from bench.databases.mongo_server import MAX_CONNECTIONS, answers_ping, locate_surrogate, run_surrogate
 from bench.dataset import SeedItem, seed_items
 from bench.errors import BenchError
+from bench.urls import scrub
 
 __all__ = ["MongoBackend", "MongoServer", "NoMongoServerError", "provision_mongo", "seed_mongo"]
 

@@ -16,10 +16,11 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from bench.databases.backend import Database, SeedResult
-from bench.databases.mysql_connect import connect, make_engine, reason, scrub
+from bench.databases.mysql_connect import connect, make_engine, reason
 from bench.databases.mysql_seed import seed_mysql
 from bench.databases.mysql_server import MysqlBinaries, locate_binaries, throwaway_server
 from bench.errors import BenchError
+from bench.urls import scrub
 
 __all__ = [
     "MysqlBackend",

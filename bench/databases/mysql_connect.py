@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import pymysql  # type: ignore[import-untyped]  # no stubs; a missing driver is a BenchError via the registry
 from sqlalchemy import Connection, Engine, create_engine
@@ -13,24 +13,12 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
 from bench.errors import BenchError
-from bench.urls import mask_url
+from bench.urls import scrub
 
 CONNECT_TIMEOUT_S = 5
 CHECK_READ_TIMEOUT_S = 10  # connect()'s connections only run short checks (versions, settings, grants)
 SCHEMES = ("mysql", "mariadb")
 URL_EXAMPLE = "mysql://user:password@host:3306/database"
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` with the URL's password masked, also where a driver echoes it outside a URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for variant in sorted({password, unquote(password)}, key=len, reverse=True):
-            text = text.replace(variant, "***")
-    return mask_url(text)
 
 
 def reason(error: BaseException) -> str:

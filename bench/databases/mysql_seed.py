@@ -22,9 +22,10 @@ from sqlalchemy.exc import DBAPIError
 
 from apps.schema import ITEMS_TABLE, Base
 from bench.databases.backend import SeedResult
-from bench.databases.mysql_connect import error_code, make_engine, reason, scrub
+from bench.databases.mysql_connect import error_code, make_engine, reason
 from bench.dataset import seed_items
 from bench.errors import BenchError
+from bench.urls import scrub
 
 DATASET_TABLE = "bench_dataset"
 # Rows compared one by one with the generator, so a changed generator is noticed without reading it all.

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from bench.errors import BenchError
-from bench.urls import mask_url
+from bench.urls import scrub
 
 # The other PostgreSQL modules import psycopg from here (see __all__), so a missing extra is a BenchError.
 try:
@@ -43,18 +43,6 @@ Connection = psycopg.Connection[tuple[Any, ...]]
 def libpq_url(url: str) -> str:
     """`url` without a SQLAlchemy driver suffix, as libpq and psycopg understand it."""
     return _DRIVER_SUFFIX.sub(lambda m: f"{m.group('scheme')}://", url.strip(), count=1)
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` with the URL's password masked, also where a driver echoes it outside a URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for variant in sorted({password, unquote(password)}, key=len, reverse=True):
-            text = text.replace(variant, "***")
-    return mask_url(text)
 
 
 def check_url(url: str) -> None:

@@ -17,9 +17,10 @@ from sqlalchemy.pool import NullPool
 
 from apps.schema import ITEMS_TABLE, Base
 from bench.databases.backend import SeedResult
-from bench.databases.pg_connect import CONNECT_TIMEOUT_S, check_url, first_line, libpq_url, psycopg, scrub, sql
+from bench.databases.pg_connect import CONNECT_TIMEOUT_S, check_url, first_line, libpq_url, psycopg, sql
 from bench.dataset import seed_items
 from bench.errors import BenchError
+from bench.urls import scrub
 
 DATASET_TABLE = "bench_dataset"
 # Rows compared one by one with the generator, so a changed generator is noticed without reading it all.

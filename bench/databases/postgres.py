@@ -18,12 +18,13 @@ from pathlib import Path
 from bench.databases.backend import Database, SeedResult, ServerControl
 from bench.databases.pg_binaries import ServerBinaries, copy_wheel_binaries, locate_server_binaries, server_user
 from bench.databases.pg_cluster import PostmasterControl, init_cluster, postgres_log, start_postmaster
-from bench.databases.pg_connect import Connection, connect, first_line, psycopg, scrub, show
+from bench.databases.pg_connect import Connection, connect, first_line, psycopg, show
 from bench.databases.pg_seed import seed_postgres
 from bench.databases.pg_workdirs import make_cluster_dir, remove_stale_clusters
 from bench.databases.server_log import ServerLog
 from bench.databases.server_user import ServerUser, reachable_by
 from bench.errors import BenchError
+from bench.urls import scrub
 
 __all__ = ["PostgresServer", "SeedResult", "provision_postgres", "seed_postgres"]
 

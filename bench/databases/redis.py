@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 
@@ -28,7 +28,7 @@ from bench.databases.backend import Database, SeedResult
 from bench.databases.redis_server import throwaway_redis
 from bench.dataset import SeedItem, seed_items
 from bench.errors import BenchError
-from bench.urls import mask_url
+from bench.urls import scrub
 
 DEFAULT_PORT = 6379
 LOCAL_DATABASE = 15
@@ -178,18 +178,6 @@ def _config(client: redis.Redis) -> dict[str, Any]:
         return {str(name): value for setting in RECORDED_SETTINGS for name, value in client.config_get(setting).items()}
     except redis.ResponseError:
         return {}
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` with the URL's password masked, also where a driver echoes it outside a URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    if password:
-        for variant in sorted({password, unquote(password)}, key=len, reverse=True):
-            text = text.replace(variant, "***")
-    return mask_url(text)
 
 
 def _first_line(error: BaseException) -> str:

@@ -11,11 +11,10 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
 
 from bench.databases.backend import Database
 from bench.errors import BenchError
-from bench.urls import mask_url
+from bench.urls import scrub as scrub_password
 
 CONNECT_TIMEOUT_S = 2  # libpq rounds anything below 2 s up to 2 s; the other drivers use the same
 QUERY_TIMEOUT_S = 0.5  # one sample's query: a probe that waits longer is skipped, not waited for
@@ -58,15 +57,7 @@ class DatabaseProbe(Protocol):
 
 def scrub(text: str, url: str) -> str:
     """`text` as one line with the URL's password masked, also where a driver echoes it outside a URL."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    text = " ".join(text.split())
-    if password:
-        for variant in sorted({password, unquote(password)}, key=len, reverse=True):
-            text = text.replace(variant, "***")
-    return mask_url(text)
+    return scrub_password(" ".join(text.split()), url)
 
 
 def _describe(error: BaseException) -> str:
