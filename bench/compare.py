@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import tempfile
 import textwrap
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -46,11 +44,11 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from bench.environment import machine_label
 from bench.errors import BenchError
+from bench.figures import write_figure
 from bench.records import PointConfig, PointRecord, RunRecord
 from bench.results import RunFolder, report_writes, write_atomic
 from bench.stats import EXACT_MAX_N, REPEAT_METRICS, mann_whitney_u
@@ -597,23 +595,10 @@ def draw_comparison(c: Comparison, out_dir: Path) -> list[Path]:
     written = []
     for suffix in ("png", "svg"):
         path = out_dir / f"comparison.{suffix}"
-        _save_figure_atomic(figure, path)
+        write_figure(figure, path)
         written.append(path)
     plt.close(figure)
     return written
-
-
-def _save_figure_atomic(figure: Figure, path: Path) -> None:
-    """Like bench.results.write_atomic, for a figure: readers see the old file or the new one."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, editable
-            figure.savefig(tmp_name, format=path.suffix.lstrip("."), dpi=110)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
 
 
 def write_comparison(c: Comparison) -> list[Path]:

@@ -24,6 +24,7 @@ from apps.catalog import all_variants
 from bench.charts import draw_catalogue
 from bench.environment import machine_label
 from bench.fault_report import fault_markdown
+from bench.figures import write_figure
 from bench.records import PointRecord, RunRecord
 from bench.results import RunFolder, write_atomic
 from bench.stats import summarise
@@ -44,9 +45,11 @@ matplotlib.rcParams["svg.fonttype"] = "none"
 def save_figure(figure: Figure, path: Path) -> Path:
     """Write the chart as PNG (for Markdown and quick looks) and SVG beside it (sharp at any zoom), then free it.
     Returns the PNG's path; the SVG has the same name with .svg."""
-    figure.savefig(path.with_suffix(".png"), dpi=110)
-    figure.savefig(path.with_suffix(".svg"))
-    plt.close(figure)
+    try:
+        write_figure(figure, path.with_suffix(".png"))
+        write_figure(figure, path.with_suffix(".svg"))
+    finally:
+        plt.close(figure)
     return path.with_suffix(".png")
 
 

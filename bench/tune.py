@@ -41,6 +41,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 from apps.catalog import all_variants
 from bench.config import build_spec, read_config_file
 from bench.errors import BenchError
+from bench.figures import write_figure
 from bench.orchestrate import RunOptions, SweepObserver, check_run_id, execute_run, new_run_id
 from bench.plan import SweepSpec
 from bench.records import PointConfig, PointRecord
@@ -814,8 +815,7 @@ def draw_tune_chart(r: Recommendation, points: Sequence[PointRecord], out_dir: P
     written = []
     for suffix in (".png", ".svg"):
         path = out_dir / f"tune_{r.variant}{suffix}"
-        figure.savefig(path, dpi=110)
-        written.append(path)
+        written.append(write_figure(figure, path))
     plt.close(figure)
     return written
 

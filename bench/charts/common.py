@@ -17,11 +17,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
 from bench.environment import machine_label
+from bench.figures import write_figure
 from bench.records import RunRecord
 from bench.report import Cell, Interval, load_model_caption
 
 SURROGATE = "SURROGATE"
-PNG_DPI = 110
 # The mode is also in the marker, so sync/async/blocking read apart even where colours are close (as in report.py).
 MARKERS = {"sync": "o", "async": "s", "blocking": "v"}
 
@@ -104,11 +104,8 @@ def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
     try:
-        # SVG text stays text (searchable, selectable, and a fraction of the size of glyphs drawn as paths); no
-        # date and a fixed id salt, so drawing the same records twice writes the same file.
-        with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "bench"}):
-            figure.savefig(png, dpi=PNG_DPI)
-            figure.savefig(svg, metadata={"Date": None})
+        write_figure(figure, png)
+        write_figure(figure, svg)
     finally:
         plt.close(figure)
     return [png, svg]
