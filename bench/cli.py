@@ -25,25 +25,13 @@ from typer.exceptions import TyperException
 from apps.catalog import all_variants
 from bench.config import OPTION_NAMES, build_spec, parse_scenario_options
 from bench.errors import BenchError
-from bench.findings import write_findings
-from bench.html_report import write_html_report
 from bench.load import SCENARIOS_DIR, available_scenarios, get_scenario, scenario_option_defaults
 from bench.orchestrate import ResumeOptions, RunOptions, execute_run, resume_run
 from bench.plan import Point
 from bench.records import PointRecord
 from bench.remote_workers import parse_master, run_worker
-from bench.report import write_report
 from bench.results import RunFolder, list_runs, open_run, report_writes
 from bench.slo import parse_slo
-from bench.tune import (
-    TuneOptions,
-    plan_tune_sweep,
-    recommendation_html,
-    recommendation_text,
-    run_tune,
-    tune_from_runs,
-    write_tune_report,
-)
 from bench.urls import mask_url
 
 app = typer.Typer(
@@ -482,6 +470,11 @@ def calibrate_command(
 
 def _write_reports(folder: RunFolder, extra_sections: Sequence[tuple[str, str]] = ()) -> list[Path]:
     """Charts and summary.md, then the self-contained index.html and findings.md beside them."""
+    # Imported here, as in the other commands that draw: matplotlib alone would add ~0.4 s to every `bench ...`.
+    from bench.findings import write_findings  # noqa: PLC0415
+    from bench.html_report import write_html_report  # noqa: PLC0415
+    from bench.report import write_report  # noqa: PLC0415
+
     with report_writes(folder.report_dir):
         written = write_report(folder)
         charts = [path for path in written if path.suffix == ".png"]
@@ -578,6 +571,8 @@ def findings_command(
     results_dir: ResultsDir = Path("results"),
 ) -> None:
     """Write a short page of what the run says about sync vs async on this machine."""
+    from bench.findings import write_findings  # noqa: PLC0415 - keeps `bench --help` fast
+
     folder = open_run(results_dir, run_name)
     console.print(f"wrote {write_findings(folder, out or folder.report_dir / 'findings.md')}")
 
@@ -647,6 +642,16 @@ def tune_command(
     ] = None,
 ) -> None:
     """Recommend the smallest pool_size/max_overflow that meets a latency SLO at (nearly) the best throughput."""
+    from bench.tune import (  # noqa: PLC0415 - keeps `bench --help` fast
+        TuneOptions,
+        plan_tune_sweep,
+        recommendation_html,
+        recommendation_text,
+        run_tune,
+        tune_from_runs,
+        write_tune_report,
+    )
+
     objective = parse_slo(slo)
     error_limit = float(_parse_number(max_error_rate, "--max-error-rate", float, 0) or 0)
     if from_run:
