@@ -2,8 +2,9 @@
 
 `db-restart:at=20s,down=5s` stops the database 20 s into the measured period and starts it again 5 s later
 (same port, same data); `db-pause:at=20s,down=5s` freezes it instead (SIGSTOP, then SIGCONT): connections stay
-open but nothing answers, as when a host stalls or a VM is paused. Both need a database the harness started; for
-a database given by URL the harness cannot stop or freeze its server (see the README for doing it by hand).
+open but nothing answers, as when a host stalls or a VM is paused. Both need a database the harness started (a
+throwaway PostgreSQL, MariaDB or Redis: bench.databases.server_control); a server given by URL, or found already
+running, is not bench's to stop or freeze (see the README for doing it by hand).
 
 What a point records (bench.fault_records.FaultRecord, from the load generator's 100 ms outcome slices):
 errors during the outage and after the database was back, the time from "back" to the first request that

@@ -343,8 +343,8 @@ def _check_faultable(fault: str, databases: dict[str, Database]) -> None:
             how = f"is not ({database.source})" if not database.embedded else "cannot be stopped by bench yet"
             raise BenchError(
                 f"--fault {fault} needs a database bench started itself, and {database.label} {how}; "
-                "for PostgreSQL leave out --database-url (bench then starts one), or inject the fault by hand "
-                "(README: Database faults)"
+                f"leave out {database.backend}'s URL so bench starts a throwaway server, or inject the fault by "
+                "hand (README: Database faults)"
             )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from bench.databases.backend import Database, SeedResult
+from bench.databases.backend import Database, SeedResult, ServerControl
 from bench.databases.mysql_connect import connect, make_engine, reason
 from bench.databases.mysql_seed import seed_mysql
 from bench.databases.mysql_server import MysqlBinaries, locate_binaries, throwaway_server
@@ -58,6 +58,7 @@ class MysqlServer:
     source: str  # "given URL", LOCAL_SOURCE, or where the throwaway server's binaries are
     pid: int | None = None  # the throwaway server's PID
     workdir: Path | None = None  # the throwaway server's directory
+    control: ServerControl | None = None  # the throwaway server's, for fault injection
 
     @property
     def label(self) -> str:
@@ -98,7 +99,7 @@ def throwaway_mysql(
     with throwaway_server(binaries, connections_needed, dataset_rows, log_path) as started:
         source = f"throwaway server from {binaries.server}"
         server = _checked(started.url, connections_needed, embedded=True, source=source)
-        yield replace(server, pid=started.pid, workdir=started.workdir)
+        yield replace(server, pid=started.pid, workdir=started.workdir, control=started.control)
 
 
 def _local_server(needed: int) -> tuple[MysqlServer | None, str]:
@@ -178,6 +179,7 @@ class MysqlBackend:
                 embedded=server.embedded,
                 source=server.source,
                 settings=server.settings,
+                control=server.control,
             )
 
     def seed(self, database: Database, rows: int) -> SeedResult:

@@ -17,10 +17,12 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from bench.databases import workdirs
 from bench.databases.mysql_connect import accepts_connections, connect
+from bench.databases.server_control import RestartableServer
 from bench.databases.server_log import ServerLog
 from bench.databases.server_user import (
     ServerUser,
@@ -66,6 +68,7 @@ class ThrowawayServer:
     pid: int
     workdir: Path
     binaries: MysqlBinaries
+    control: RestartableServer | None = None  # for fault injection: stop/start on the same port, freeze/thaw
 
 
 def locate_binaries(path: str | None = None, system_dirs: Sequence[Path] = SYSTEM_DIRS) -> MysqlBinaries | None:
@@ -128,19 +131,20 @@ def throwaway_server(
     user = server_user()
     workdir = make_server_dir()
     log: ServerLog | None = None
-    process: subprocess.Popen[bytes] | None = None
+    control: RestartableServer | None = None
     try:
         log = mariadb_log(log_path or workdir / "mariadb.log")
         prepare_server_dir(workdir, user)
         install_data_dir(binaries, workdir, user, log)
-        process, port = start_server(binaries, workdir, user, log, server_options(needed, dataset_rows))
-        url = f"mysql://root@127.0.0.1:{port}/bench"
-        _create_database(port)
-        yield ThrowawayServer(url=url, pid=process.pid, workdir=workdir, binaries=binaries)
+        start_on = partial(start_server, binaries, workdir, user, log, server_options(needed, dataset_rows))
+        control = RestartableServer(start_on(None), start_on=start_on, stop=stop_server)
+        url = f"mysql://root@127.0.0.1:{control.port}/bench"
+        _create_database(control.port)
+        yield ThrowawayServer(url=url, pid=control.process.pid, workdir=workdir, binaries=binaries, control=control)
     finally:
         try:
-            if process is not None:
-                stop_server(process)
+            if control is not None:
+                control.close()  # whichever server runs now (a fault may have restarted it)
         finally:
             if log is not None:
                 log.close()
@@ -196,12 +200,19 @@ def install_data_dir(binaries: MysqlBinaries, workdir: Path, user: ServerUser | 
 
 
 def start_server(
-    binaries: MysqlBinaries, workdir: Path, user: ServerUser | None, log: ServerLog, options: list[str]
+    binaries: MysqlBinaries,
+    workdir: Path,
+    user: ServerUser | None,
+    log: ServerLog,
+    options: list[str],
+    port: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Start mariadbd on a free 127.0.0.1 port (retrying if another process takes it first) and wait for it."""
-    attempts = 3
+    """Start mariadbd on `port` of 127.0.0.1 (default: a free one, retried if another process takes it first) and
+    wait for it."""
+    attempts = 3 if port is None else 1
+    given = port
     for attempt in range(1, attempts + 1):
-        port = free_port()
+        port = given if given is not None else free_port()
         command = [
             str(binaries.server), "--no-defaults",  # must come first: no my.cnf of the machine's own server
             f"--datadir={workdir / 'data'}", f"--socket={workdir / 'mysqld.sock'}",

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import psutil
 
 from bench.databases.pg_binaries import ServerBinaries
 from bench.databases.pg_connect import accepts_connections
@@ -146,73 +142,3 @@ def stop_postmaster(process: subprocess.Popen[bytes]) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-
-
-class PostmasterControl:
-    """Fault injection on the throwaway server (bench.databases.backend.ServerControl): stop and start it on the
-    same port and data, or freeze its whole process group. `process` is always the postmaster now running."""
-
-    def __init__(
-        self,
-        binaries: ServerBinaries,
-        workdir: Path,
-        user: ServerUser | None,
-        log: ServerLog,
-        settings: list[str],
-        started: tuple[subprocess.Popen[bytes], int],
-    ) -> None:
-        self._start_args = (binaries, workdir, user, log, settings)
-        self.process, self.port = started
-        self._frozen: list[psutil.Process] = []  # what pause() stopped, for resume()
-        # The kernel's parent-death signal (die_with_parent) follows the *thread* that started a child: a server
-        # restarted from the fault injector's short-lived thread would be shut down as soon as it ends. One
-        # keeper thread, alive until close(), starts every restart.
-        self._keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postmaster-keeper")
-
-    def stop(self) -> None:
-        self.resume()  # a frozen server cannot shut down
-        stop_postmaster(self.process)
-
-    def start(self) -> None:
-        if self.process.poll() is None:
-            return
-        self.process, _ = self._keeper.submit(start_postmaster, *self._start_args, port=self.port).result()
-
-    def close(self) -> None:
-        """Stop the server for good (whichever postmaster runs now) and the keeper thread."""
-        try:
-            self.stop()
-        finally:
-            self._keeper.shutdown(wait=True)
-
-    def pause(self) -> None:
-        if self.process.poll() is None and not self._frozen:
-            self._frozen = freeze_tree(self.process.pid)
-
-    def resume(self) -> None:
-        frozen, self._frozen = self._frozen, []
-        thaw(frozen)
-
-
-def freeze_tree(pid: int) -> list[psutil.Process]:
-    """SIGSTOP `pid` and then every process below it; returns them, for thaw(). Each PostgreSQL backend runs in
-    its own process group (it calls setsid), so the postmaster's group alone would leave them answering. The
-    postmaster goes first: frozen, it forks no new backend while the others are stopped."""
-    frozen: list[psutil.Process] = []
-    try:
-        root = psutil.Process(pid)
-        root.send_signal(signal.SIGSTOP)
-        frozen.append(root)
-        for child in root.children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.send_signal(signal.SIGSTOP)
-                frozen.append(child)
-    except psutil.NoSuchProcess:
-        pass
-    return frozen
-
-
-def thaw(frozen: list[psutil.Process]) -> None:
-    for process in reversed(frozen):  # the backends first, then the postmaster that supervises them
-        with contextlib.suppress(psutil.NoSuchProcess):
-            process.send_signal(signal.SIGCONT)

@@ -13,14 +13,16 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from bench.databases.backend import Database, SeedResult, ServerControl
 from bench.databases.pg_binaries import ServerBinaries, copy_wheel_binaries, locate_server_binaries, server_user
-from bench.databases.pg_cluster import PostmasterControl, init_cluster, postgres_log, start_postmaster
+from bench.databases.pg_cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
 from bench.databases.pg_connect import Connection, connect, first_line, psycopg, show
 from bench.databases.pg_seed import seed_postgres
 from bench.databases.pg_workdirs import make_cluster_dir, remove_stale_clusters
+from bench.databases.server_control import RestartableServer
 from bench.databases.server_log import ServerLog
 from bench.databases.server_user import ServerUser, reachable_by
 from bench.errors import BenchError
@@ -122,7 +124,7 @@ def _throwaway_server(needed: int, dataset_rows: int, log_path: Path | None) -> 
     user = server_user()
     workdir = make_cluster_dir()
     log: ServerLog | None = None
-    control: PostmasterControl | None = None
+    control: RestartableServer | None = None
     try:
         log = postgres_log(log_path or workdir / "postgres.log")
         binaries = found
@@ -131,8 +133,11 @@ def _throwaway_server(needed: int, dataset_rows: int, log_path: Path | None) -> 
             _chown_tree(workdir, user)
         init_cluster(binaries, workdir / "data", user, log)
         settings = server_settings(needed, dataset_rows)
-        control = PostmasterControl(
-            binaries, workdir, user, log, settings, start_postmaster(binaries, workdir, user, log, settings)
+        started = start_postmaster(binaries, workdir, user, log, settings)
+        control = RestartableServer(
+            started,
+            start_on=partial(start_postmaster, binaries, workdir, user, log, settings),
+            stop=stop_postmaster,
         )
         port = control.port
         with connect(f"postgresql://postgres@127.0.0.1:{port}/postgres") as conn:

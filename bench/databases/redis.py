@@ -16,6 +16,7 @@ import hashlib
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
@@ -82,7 +83,8 @@ def provision_redis(
             yield _checked(local, connections_needed, source="local server on the default port", embedded=False)
             return
     with throwaway_redis(maxclients=max(connections_needed, 0) + CONNECTION_HEADROOM, log_path=log_path) as server:
-        yield _checked(server.url, connections_needed, source=f"throwaway {server.binary}", embedded=True)
+        checked = _checked(server.url, connections_needed, source=f"throwaway {server.binary}", embedded=True)
+        yield replace(checked, control=server.control)
 
 
 def _checked(url: str, needed: int, *, source: str, embedded: bool) -> Database:

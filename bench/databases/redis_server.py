@@ -17,11 +17,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import redis
 
 from bench.databases import workdirs
+from bench.databases.server_control import RestartableServer
 from bench.databases.server_log import read_since
 from bench.errors import BenchError
 from bench.processes import free_port, start_child, stop_child
@@ -42,6 +44,7 @@ class RedisServer:
     pid: int
     workdir: Path
     binary: str
+    control: RestartableServer | None = None  # for fault injection: stop/start on the same port, freeze/thaw
 
 
 @contextmanager
@@ -52,14 +55,21 @@ def throwaway_redis(*, maxclients: int, log_path: Path | None = None) -> Iterato
     if binary is None:
         raise BenchError(NOT_FOUND)
     workdir = make_workdir()
-    process: subprocess.Popen[bytes] | None = None
+    control: RestartableServer | None = None
     try:
-        process, port = _start(binary, workdir, maxclients, log_path or workdir / "redis.log")
-        yield RedisServer(url=f"redis://127.0.0.1:{port}/0", pid=process.pid, workdir=workdir, binary=binary)
+        start_on = partial(_start, binary, workdir, maxclients, log_path or workdir / "redis.log")
+        control = RestartableServer(start_on(None), start_on=start_on, stop=partial(stop_child, grace_s=STOP_TIMEOUT_S))
+        yield RedisServer(
+            url=f"redis://127.0.0.1:{control.port}/0",
+            pid=control.process.pid,
+            workdir=workdir,
+            binary=binary,
+            control=control,
+        )
     finally:
         try:
-            if process is not None:
-                stop_child(process, grace_s=STOP_TIMEOUT_S)
+            if control is not None:
+                control.close()  # whichever server runs now (a fault may have restarted it)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -76,10 +86,14 @@ def server_arguments(port: int, workdir: Path, maxclients: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _start(binary: str, workdir: Path, maxclients: int, log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    attempts = 3
+def _start(
+    binary: str, workdir: Path, maxclients: int, log_path: Path, port: int | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start redis-server on `port` (default: a free one, retried if another process takes it first)."""
+    attempts = 3 if port is None else 1
+    given = port
     for attempt in range(1, attempts + 1):
-        port = free_port()
+        port = given if given is not None else free_port()
         log_start = log_path.stat().st_size if log_path.exists() else 0
         try:
             process = start_child(
