@@ -264,6 +264,14 @@ def run(
     redis_url: Annotated[
         str | None, typer.Option("--redis-url", envvar="REDIS_URL", show_envvar=True, help="Use this Redis.")
     ] = None,
+    fresh_servers: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-servers",
+            help="Start throwaway MariaDB/Redis (and the MongoDB surrogate) even where a server answers on the "
+            "default local port: servers bench owns, which --fault can stop.",
+        ),
+    ] = False,
     results_dir: ResultsDir = Path("results"),
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Name of the run folder (default: a timestamp).")
@@ -327,7 +335,12 @@ def run(
     if resume is not None:
         _refuse_point_options(cli_values, config=config, quick=quick, run_id=run_id)
         resume_options = ResumeOptions(
-            run=resume, database_urls=database_urls, results_dir=results_dir, retry_failed=retry_failed, argv=sys.argv
+            run=resume,
+            database_urls=database_urls,
+            results_dir=results_dir,
+            retry_failed=retry_failed,
+            argv=sys.argv,
+            fresh_servers=fresh_servers,
         )
         measure = partial(resume_run, resume_options, observer)
     else:
@@ -335,7 +348,12 @@ def run(
             raise BenchError("--retry-failed applies to --resume RUN only")
         spec = build_spec(cli=cli_values, config_file=config, quick=quick)
         options = RunOptions(
-            spec=spec, database_urls=database_urls, results_dir=results_dir, run_id=run_id, argv=sys.argv
+            spec=spec,
+            database_urls=database_urls,
+            results_dir=results_dir,
+            run_id=run_id,
+            argv=sys.argv,
+            fresh_servers=fresh_servers,
         )
         measure = partial(execute_run, options, observer)
     try:

@@ -65,11 +65,12 @@ class FaultInjector:
         with self._lock:
             if self._cancel.is_set():
                 return
-            self._times["injected_at"] = time.time()
+            injected_at = self._times["injected_at"] = time.time()
             self._injected = True
             if not self._act(self._control.stop if self._spec.kind == "db-restart" else self._control.pause):
                 return
-        self._cancel.wait(self._spec.down_s)
+        # `down` counts from the injection: a server that takes a while to stop is already down meanwhile.
+        self._cancel.wait(max(injected_at + self._spec.down_s - time.time(), 0.0))
         self._restore()
 
     def _restore(self) -> None:

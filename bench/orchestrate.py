@@ -63,6 +63,7 @@ class RunOptions:
     results_dir: Path
     run_id: str | None
     argv: list[str]
+    fresh_servers: bool = False  # start throwaway servers even where one answers on the default local port
 
 
 def now_iso() -> str:
@@ -368,6 +369,7 @@ class _Job:
     database_urls: dict[str, str | None]
     resume_argv: list[str] | None = None  # a resumed run: the command line that resumed it
     target: Target | None = None
+    fresh_servers: bool = False
 
 
 def _with_counts(run: RunRecord, records: dict[str, PointRecord]) -> RunRecord:
@@ -398,6 +400,7 @@ def _measure(job: _Job, observer: SweepObserver) -> RunFolder:
                         connections_needed=spec.max_connections_needed(),
                         dataset_rows=spec.dataset_rows,
                         work_dir=folder.path,
+                        local=not job.fresh_servers,
                     )
                 )
             if spec.fault is not None:
@@ -480,7 +483,10 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
         points_planned=len(plan),
         calibration=calibration,
     )
-    job = _Job(folder, run, spec, plan, {}, backends, cpus, options.database_urls, target=target)
+    job = _Job(
+        folder, run, spec, plan, {}, backends, cpus, options.database_urls,
+        target=target, fresh_servers=options.fresh_servers,
+    )  # fmt: skip
     with run_lock(folder):
         return _measure(job, observer)
 
@@ -492,6 +498,7 @@ class ResumeOptions:
     results_dir: Path
     retry_failed: bool  # measure failed points again too, not only the missing ones
     argv: list[str]
+    fresh_servers: bool = False
 
 
 def resume_run(options: ResumeOptions, observer: SweepObserver) -> RunFolder:
@@ -521,6 +528,7 @@ def resume_run(options: ResumeOptions, observer: SweepObserver) -> RunFolder:
             database_urls=options.database_urls,
             resume_argv=options.argv,
             target=_same_target(spec),
+            fresh_servers=options.fresh_servers,
         )
         return _measure(job, observer)
 

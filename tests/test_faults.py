@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -224,3 +225,29 @@ def test_bad_fault_and_scale_options_are_refused_in_one_line(tmp_path: Path, arg
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr, result.stderr
     assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
+def test_fresh_servers_let_a_fault_restart_redis_with_its_data(tmp_path: Path) -> None:
+    """--fresh-servers: a throwaway Redis even where one answers on 6379, so bench may restart it; the dataset
+    survives the restart (no 404s after it), though the throwaway server keeps no persistence otherwise."""
+    marker = uuid.uuid4().hex
+    result = subprocess.run(
+        bench_argv(
+            "run", "--variant", "redis_async", "--pool-size", "4", "--max-overflow", "0", "--users", "6",
+            "--warmup", "0.5", "--duration", "5", "--rows", "200", "--fault", "db-restart:at=1s,down=1s",
+            "--fresh-servers", "--results-dir", str(tmp_path / "results"), "--run-id", "redis", "--no-report",
+        ),
+        cwd=tmp_path, env=clean_env(BENCH_TEST_MARKER=marker), capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert processes_with_marker(marker) == []
+    run_dir = tmp_path / "results" / "redis"
+    assert json.loads((run_dir / "run.json").read_text())["databases"]["redis"]["source"].startswith("throwaway")
+    (point,) = points_of(run_dir)
+    fault = point["fault"]
+    assert fault["error"] is None and fault["errors_during"] > 0 and fault["recovered"] is True
+    assert fault["back_at_s"] - fault["injected_at_s"] == pytest.approx(1.0, abs=0.5)
+    assert not any(kind.startswith("HTTP 404") for kind in point["metrics"]["failures_by_kind"])

@@ -233,7 +233,7 @@ class _InterruptedWhileProvisioning:
     url_env = ""
 
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> AbstractContextManager[Database]:
         @contextmanager
         def interrupted() -> Iterator[Database]:

@@ -60,12 +60,18 @@ def test_a_throwaway_redis_restarts_on_its_port_and_freezes(tmp_path: Path) -> N
         assert server.control is not None
         control = server.control
 
-        def ping() -> None:
-            with redis.Redis.from_url(server.url, socket_timeout=3, socket_connect_timeout=3) as client:
-                client.set("bench:restart-check", "kept")
-                client.ping()
+        def client() -> redis.Redis:
+            return redis.Redis.from_url(server.url, socket_timeout=3, socket_connect_timeout=3)
 
+        def ping() -> None:
+            with client() as connection:
+                connection.ping()
+
+        with client() as connection:
+            connection.set("bench:restart-check", "kept")
         check_restart_and_pause(control, ping)
+        with client() as connection:  # persistence is off, yet a restart keeps the dataset (SHUTDOWN SAVE)
+            assert connection.get("bench:restart-check") == b"kept"
         last_pid = control.process.pid
     assert not alive(last_pid)  # the restarted server is stopped with the context
 

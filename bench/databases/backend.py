@@ -59,10 +59,11 @@ class Backend(Protocol):
     url_env: str  # environment variable giving its URL, e.g. "MYSQL_URL"
 
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> AbstractContextManager[Database]:
-        """Use `url` as given (after checking it can take `connections_needed` more connections), or find or
-        start a server; stop what was started when the context ends. BenchError (one line) when impossible."""
+        """Use `url` as given (after checking it can take `connections_needed` more connections), or find a
+        server already answering on the default local port (unless `local` is False), or start one; stop what
+        was started when the context ends. BenchError (one line) when impossible."""
         ...
 
     def seed(self, database: Database, rows: int) -> SeedResult | None:

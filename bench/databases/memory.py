@@ -16,7 +16,7 @@ class MemoryBackend:
 
     @contextmanager
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> Iterator[Database]:
         yield Database(
             backend=self.name, url=None, label="in-memory (no database)", version="", embedded=False,

@@ -69,12 +69,15 @@ class MongoServer:
 
 
 @contextmanager
-def provision_mongo(*, url: str | None, connections_needed: int, log_path: Path | None = None) -> Iterator[MongoServer]:
-    """Use `url`; else a mongod answering on 127.0.0.1:27017; else start the surrogate (stopped on exit)."""
+def provision_mongo(
+    *, url: str | None, connections_needed: int, log_path: Path | None = None, look_locally: bool = True
+) -> Iterator[MongoServer]:
+    """Use `url`; else a mongod answering on 127.0.0.1:27017 (if `look_locally`); else start the surrogate
+    (stopped on exit)."""
     if url is not None:
         yield MongoServer(_given_server(url, connections_needed, "given URL"), None, None)
         return
-    if answers_ping(LOCAL_HOST, LOCAL_PORT):
+    if look_locally and answers_ping(LOCAL_HOST, LOCAL_PORT):
         yield MongoServer(_given_server(LOCAL_URL, connections_needed, "local server on the default port"), None, None)
         return
     program = locate_surrogate()
@@ -274,10 +277,10 @@ class MongoBackend:
 
     @contextmanager
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> Iterator[Database]:
         with provision_mongo(
-            url=url, connections_needed=connections_needed, log_path=work_dir / "secantusd.log"
+            url=url, connections_needed=connections_needed, log_path=work_dir / "secantusd.log", look_locally=local
         ) as server:
             yield server.database
 

@@ -69,13 +69,20 @@ class MysqlServer:
 
 @contextmanager
 def provision_mysql(
-    *, url: str | None, connections_needed: int, dataset_rows: int, log_path: Path | None = None
+    *,
+    url: str | None,
+    connections_needed: int,
+    dataset_rows: int,
+    log_path: Path | None = None,
+    look_locally: bool = True,
 ) -> Iterator[MysqlServer]:
     """Yield a MySQL/MariaDB that accepts `connections_needed` more connections; see the module docstring."""
     if url is not None:
         yield _checked(url, connections_needed, embedded=False, source="given URL")
         return
-    local, local_problem = _local_server(connections_needed)
+    local, local_problem = (
+        _local_server(connections_needed) if look_locally else (None, "a local server was not wanted (--fresh-servers)")
+    )
     if local is not None:
         yield local
         return
@@ -165,11 +172,15 @@ class MysqlBackend:
 
     @contextmanager
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> Iterator[Database]:
         log_path = work_dir / "mysql.log" if url is None else None
         with provision_mysql(
-            url=url, connections_needed=connections_needed, dataset_rows=dataset_rows, log_path=log_path
+            url=url,
+            connections_needed=connections_needed,
+            dataset_rows=dataset_rows,
+            log_path=log_path,
+            look_locally=local,
         ) as server:
             yield Database(
                 backend=self.name,

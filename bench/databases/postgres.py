@@ -213,7 +213,7 @@ class PostgresBackend:
 
     @contextmanager
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> Iterator[Database]:
         log_path = work_dir / "postgres.log" if url is None else None
         with provision_postgres(

@@ -282,9 +282,14 @@ class RedisBackend:
 
     @contextmanager
     def provision(
-        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path
+        self, *, url: str | None, connections_needed: int, dataset_rows: int, work_dir: Path, local: bool = True
     ) -> Iterator[Database]:
-        with provision_redis(url=url, connections_needed=connections_needed, log_path=work_dir / "redis.log") as db:
+        with provision_redis(
+            url=url,
+            connections_needed=connections_needed,
+            log_path=work_dir / "redis.log",
+            local_port=DEFAULT_PORT if local else None,
+        ) as db:
             yield db
 
     def seed(self, database: Database, rows: int) -> SeedResult:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -58,7 +59,8 @@ def throwaway_redis(*, maxclients: int, log_path: Path | None = None) -> Iterato
     control: RestartableServer | None = None
     try:
         start_on = partial(_start, binary, workdir, maxclients, log_path or workdir / "redis.log")
-        control = RestartableServer(start_on(None), start_on=start_on, stop=partial(stop_child, grace_s=STOP_TIMEOUT_S))
+        started = start_on(None)
+        control = RestartableServer(started, start_on=start_on, stop=partial(_stop_keeping_data, port=started[1]))
         yield RedisServer(
             url=f"redis://127.0.0.1:{control.port}/0",
             pid=control.process.pid,
@@ -72,6 +74,21 @@ def throwaway_redis(*, maxclients: int, log_path: Path | None = None) -> Iterato
                 control.close()  # whichever server runs now (a fault may have restarted it)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stop_keeping_data(process: subprocess.Popen[bytes], *, port: int) -> None:
+    """Stop the server for a db-restart fault so that it comes back with its data: SHUTDOWN SAVE writes a snapshot
+    into its directory, which it loads at start-up (persistence is off, so a plain SIGTERM would lose the
+    dataset, and every request after the restart would be a 404 about data, not about the driver)."""
+    if process.poll() is None:
+        # A bare socket: redis-py's client retries (with back-off) when the server closes on it, which is exactly
+        # what SHUTDOWN does, and that cost seconds of "downtime" the fault did not ask for.
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            conn.sendall(b"SHUTDOWN SAVE\r\n")
+            conn.recv(64)  # returns when the server closes the connection on its way out
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT_S)
+    stop_child(process, grace_s=STOP_TIMEOUT_S)
 
 
 def server_arguments(port: int, workdir: Path, maxclients: int) -> list[str]:
