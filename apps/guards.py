@@ -28,7 +28,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = _content_length(scope)
-        if declared is None:
+        if declared is None and not _has_header(scope, b"transfer-encoding"):
+            # No length and not chunked: HTTP/1.1 says there is no body (every GET of the load): nothing to count.
+            await self.app(scope, receive, send)
+        elif declared is None:
             await self.app(scope, self._counting(receive), send)
         elif declared > self.max_bytes:
             # Answered without reading the body; the server discards what the client still sends.
@@ -49,6 +52,10 @@ class BodySizeLimit:
             return message
 
         return counted
+
+
+def _has_header(scope: Scope, wanted: bytes) -> bool:
+    return any(name == wanted for name, _ in scope["headers"])
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -237,24 +237,18 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
                 processes=spec.processes,
                 remote=context.remote,
             )
-            fault_spec = spec.fault_spec() if database.control is not None else None
+            control = database.control  # None: no fault on this database (the in-memory baseline, say)
+            fault_spec = spec.fault_spec() if control is not None else None
             sampler = TelemetrySampler(
                 app_url=server.base_url, database=database, database_expected_down=fault_spec is not None
             )
+            injector: FaultInjector | None = None
             with ExitStack() as during_load:
                 during_load.enter_context(sampler)
-                injector = (
-                    during_load.enter_context(
-                        FaultInjector(
-                            fault_spec,
-                            database.control,
-                            partial(test_started_at, raw_dir),
-                            spec.warmup_s + fault_spec.at_s,
-                        )
-                    )
-                    if fault_spec is not None and database.control is not None
-                    else None
-                )
+                if fault_spec is not None and control is not None:
+                    started = partial(test_started_at, raw_dir)
+                    delay_s = spec.warmup_s + fault_spec.at_s
+                    injector = during_load.enter_context(FaultInjector(fault_spec, control, started, delay_s))
                 loaded = run_load(server.base_url, load, raw_dir)
             metrics = loaded.metrics
             telemetry = sampler.summary(loaded.started_at, loaded.measure_started_at, loaded.measure_stopped_at)
