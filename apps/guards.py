@@ -27,8 +27,8 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
-        if declared is None and not _has_header(scope, b"transfer-encoding"):
+        declared, chunked = _body_headers(scope)
+        if declared is None and not chunked:
             # No length and not chunked: HTTP/1.1 says there is no body (every GET of the load): nothing to count.
             await self.app(scope, receive, send)
         elif declared is None:
@@ -54,18 +54,19 @@ class BodySizeLimit:
         return counted
 
 
-def _has_header(scope: Scope, wanted: bytes) -> bool:
-    return any(name == wanted for name, _ in scope["headers"])
-
-
-def _content_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """The declared Content-Length (None when absent or unreadable: then counted as it arrives, like a chunked
+    body) and whether a Transfer-Encoding is given; one pass over the headers, since every request pays it."""
+    declared, chunked = None, False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None  # then counted as it arrives, like a chunked body
-    return None
+                declared = None
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
 
 
 async def method_not_allowed(request: Request, exc: Exception) -> Response:

@@ -61,12 +61,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client.close()
 
 
-def get_client(request: Request) -> Redis:
+# `async def` although the client is sync: FastAPI runs a plain `def` dependency in its thread pool, a thread hop
+# per request only to read an attribute.
+async def get_client(request: Request) -> Redis:
     client: Redis = request.app.state.redis
     return client
 
 
-def get_update_script(request: Request) -> Script:
+async def get_update_script(request: Request) -> Script:
     script: Script = request.app.state.update_script
     return script
 

@@ -8,14 +8,14 @@ passes. The gauges are the pool's get_size() and get_idle_size().
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 from fastapi import FastAPI
 
-from apps.telemetry import PoolGauges, overflow_beyond, pool_telemetry
+from apps.telemetry import PoolGauges, PoolTelemetry, overflow_beyond, pool_telemetry
 
 Acquire = Callable[..., AbstractAsyncContextManager[PoolConnectionProxy]]
 
@@ -24,7 +24,7 @@ def instrumented_acquire(app: FastAPI, pool: asyncpg.Pool) -> Acquire:
     """What routes call as `acquire(timeout=...)`: pool.acquire, timed when BENCH_TELEMETRY is on."""
     telemetry = pool_telemetry(app, "asyncpg", is_timeout=lambda error: isinstance(error, TimeoutError))
     if telemetry is None:
-        return pool.acquire
+        return lambda *, timeout=None: pool.acquire(timeout=_needed(pool, timeout))
     size = telemetry.size
 
     def gauges() -> PoolGauges:
@@ -34,14 +34,29 @@ def instrumented_acquire(app: FastAPI, pool: asyncpg.Pool) -> Acquire:
         )
 
     telemetry.gauges = gauges
+    return lambda *, timeout=None: _TimedAcquire(pool, telemetry, _needed(pool, timeout))
 
-    @asynccontextmanager
-    async def acquire(*, timeout: float | None = None) -> AsyncIterator[PoolConnectionProxy]:
-        with telemetry.checkout():
-            conn = await pool.acquire(timeout=timeout)
-        try:
-            yield conn
-        finally:
-            await pool.release(conn)
 
-    return acquire
+def _needed(pool: asyncpg.Pool, timeout: float | None) -> float | None:
+    """The timeout to give pool.acquire: none when a connected connection is free, since then nothing waits, and
+    asyncpg wraps every acquire that has a timeout in asyncio.wait_for, which costs more than the checkout."""
+    return None if pool.get_idle_size() else timeout
+
+
+class _TimedAcquire:
+    """`async with` a connection whose checkout is timed (a class: @asynccontextmanager costs more per request)."""
+
+    __slots__ = ("_conn", "_pool", "_telemetry", "_timeout")
+
+    def __init__(self, pool: asyncpg.Pool, telemetry: PoolTelemetry, timeout: float | None) -> None:
+        self._pool, self._telemetry, self._timeout = pool, telemetry, timeout
+        self._conn: PoolConnectionProxy | None = None
+
+    async def __aenter__(self) -> PoolConnectionProxy:
+        with self._telemetry.checkout():
+            self._conn = await self._pool.acquire(timeout=self._timeout)
+        return self._conn
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._conn is not None:
+            await self._pool.release(self._conn)

@@ -744,6 +744,72 @@ def tune_command(
         console.print(f"wrote {path}")
 
 
+@app.command("overhead")
+def overhead_command(
+    variant: Annotated[
+        list[str] | None, typer.Option("--variant", "-v", help="Variants to measure (default: all with a yardstick).")
+    ] = None,
+    rounds: Annotated[str, typer.Option(metavar="N", help="Interleaved rounds (variant/yardstick pairs).")] = "3",
+    connections: Annotated[str, typer.Option("--connections", "-c", metavar="N", help="Load connections.")] = "32",
+    warmup: Annotated[str, typer.Option(metavar="SECONDS", help="Warm-up of each app, not measured.")] = "3",
+    duration: Annotated[str, typer.Option(metavar="SECONDS", help="Measured time of each app.")] = "10",
+    pool_size: Annotated[str, typer.Option("--pool-size", "-p", metavar="N", help="pool_size of both apps.")] = "16",
+    max_overflow: Annotated[
+        str, typer.Option("--max-overflow", "-o", metavar="N", help="max_overflow of both apps.")
+    ] = "0",
+    rows: Annotated[str, typer.Option(metavar="N", help="Rows in the seeded dataset.")] = "10000",
+    telemetry: Annotated[bool, typer.Option("--telemetry/--no-telemetry", help="The variants' /metrics hooks.")] = True,
+    generator: Annotated[
+        str | None, typer.Option(metavar="wrk|locust", help="Load generator (default: wrk when installed).")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option("--database-url", envvar="DATABASE_URL", show_envvar=True, help="Use this PostgreSQL.")
+    ] = None,
+    mysql_url: Annotated[str | None, typer.Option("--mysql-url", envvar="MYSQL_URL", show_envvar=True)] = None,
+    mongo_url: Annotated[str | None, typer.Option("--mongo-url", envvar="MONGO_URL", show_envvar=True)] = None,
+    redis_url: Annotated[str | None, typer.Option("--redis-url", envvar="REDIS_URL", show_envvar=True)] = None,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a variant is over the budget.")] = False,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """What our own code costs: each variant beside its yardstick (the ~30-line app a user would write)."""
+    from bench.overhead import OverheadOptions, measure_overhead  # noqa: PLC0415
+    from bench.overhead_report import overhead_table, setup_text  # noqa: PLC0415
+
+    if generator not in (None, "wrk", "locust"):
+        raise BenchError(f"--generator must be wrk or locust, not {generator!r}")
+    options = OverheadOptions(
+        results_dir=results_dir,
+        variants=_split(variant),
+        rounds=int(_parse_number(rounds, "--rounds", int, 1) or 1),
+        connections=int(_parse_number(connections, "--connections", int, 1) or 1),
+        warmup_s=float(_parse_number(warmup, "--warmup", float, 0) or 0),
+        duration_s=float(_parse_number(duration, "--duration", float, 1) or 1),
+        pool_size=int(_parse_number(pool_size, "--pool-size", int, 1) or 1),
+        max_overflow=int(_parse_number(max_overflow, "--max-overflow", int, 0) or 0),
+        dataset_rows=int(_parse_number(rows, "--rows", int, 1) or 1),
+        telemetry=telemetry,
+        generator=generator,  # type: ignore[arg-type]  # checked above
+        database_urls={"postgresql": database_url, "mysql": mysql_url, "mongodb": mongo_url, "redis": redis_url},
+    )
+
+    def progress(name: str, measured_round: Any) -> None:
+        err_console.print(
+            f"{name} round {measured_round.round}: {measured_round.requests_ratio:.2f}x req/s, "
+            f"p99 {measured_round.p99_ratio:.2f}x", highlight=False
+        )
+
+    try:
+        record = measure_overhead(options, progress)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: every process the harness started has been stopped; nothing was recorded")
+        raise typer.Exit(130) from None
+    console.print(setup_text(record), markup=False, highlight=False, soft_wrap=True)
+    console.print(overhead_table(record))
+    console.print(f"wrote {results_dir / 'overhead' / 'latest.json'}")
+    if check and not all(v.within_budget for v in record.variants):
+        raise typer.Exit(1)
+
+
 @app.command("list")
 def list_command(results_dir: ResultsDir = Path("results")) -> None:
     """List the runs in the results folder: status, scenario, load model, variants, points, date, databases."""

@@ -49,14 +49,16 @@ def fetch_json(url: str, timeout_s: float = 2.0) -> Any:
         return json.loads(response.read())
 
 
-def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log_path: Path, timeout_s: float) -> Any:
+def _wait_healthy(
+    process: subprocess.Popen[bytes], base_url: str, log_path: Path, timeout_s: float, ready_path: str
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             reason = mask_url(log_tail(log_path, lines=2)) or f"exit code {process.returncode}"
             raise ServerStartError(f"uvicorn exited during start-up: {reason}")
         try:
-            return fetch_json(f"{base_url}/health", timeout_s=1.0)
+            return fetch_json(f"{base_url}{ready_path}", timeout_s=1.0)
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             time.sleep(0.1)
     raise ServerStartError(f"uvicorn not healthy after {timeout_s:.0f} s: {mask_url(log_tail(log_path))}")
@@ -71,12 +73,15 @@ def run_server(
     workers: int = 1,
     startup_timeout_s: float = 30.0,
     cpus: Sequence[int] | None = None,
+    asgi_app: str | None = None,
+    ready_path: str = "/health",
 ) -> Iterator[RunningServer]:
-    """Start the variant's app with `settings` (BENCH_* environment), wait until /health answers, and stop
-    it when the block ends, whatever ends it."""
+    """Start the variant's app with `settings` (BENCH_* environment), wait until `ready_path` answers with
+    JSON, and stop it when the block ends, whatever ends it. `asgi_app` serves another app in the variant's
+    place (a yardstick of `bench overhead`, which has no /health: it is ready when it serves an item)."""
     port = free_port(HOST)
     argv = [
-        python_executable(), "-m", "uvicorn", f"apps.{variant}:app",
+        python_executable(), "-m", "uvicorn", asgi_app or f"apps.{variant}:app",
         "--host", HOST, "--port", str(port),
         "--workers", str(workers),
         "--no-access-log",  # access logging costs ~15-30% of throughput on small requests
@@ -86,7 +91,7 @@ def run_server(
     process = start_child(argv, env=child_environment(settings), log_path=log_path, cwd=PROJECT_ROOT, cpus=cpus)
     try:
         base_url = f"http://{HOST}:{port}"
-        health = _wait_healthy(process, base_url, log_path, startup_timeout_s)
+        health = _wait_healthy(process, base_url, log_path, startup_timeout_s, ready_path)
         yield RunningServer(base_url, port, process.pid, event_loop_name(), http_parser_name(), health)
     finally:
         stop_child(process)

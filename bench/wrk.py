@@ -28,8 +28,9 @@ _SCRIPT = """
 math.randomseed(os.time())
 local rows = {rows}
 local delay_ms = {delay_ms}
+local list_share = {list_share}
 request = function()
-  if math.random(10) <= 9 then
+  if math.random() >= list_share then
     return wrk.format("GET", "/items/" .. math.random(rows))
   end
   local offset = math.random(0, math.max(0, math.min(rows - 20, 1000)))
@@ -74,9 +75,10 @@ def wrk_path() -> str | None:
     return shutil.which("wrk")
 
 
-def lua_script(dataset_rows: int, connections: int, rate: float | None) -> str:
+def lua_script(dataset_rows: int, connections: int, rate: float | None, *, list_share: float = 0.1) -> str:
+    """read_heavy's mix by default; list_share=0 sends only GET /items/{id} (what a yardstick serves)."""
     delay_ms = math.floor(connections * 1000 / rate) if rate else 0
-    return _SCRIPT.format(rows=dataset_rows, delay_ms=delay_ms, mark=_RESULT_MARK)
+    return _SCRIPT.format(rows=dataset_rows, delay_ms=delay_ms, mark=_RESULT_MARK, list_share=list_share)
 
 
 def run_wrk(
@@ -88,6 +90,7 @@ def run_wrk(
     work_dir: Path,
     rate: float | None = None,
     cpus: list[int] | None = None,
+    list_share: float = 0.1,
 ) -> WrkResult:
     """Run wrk with one thread (like one Locust process) and `connections` connections; raises BenchError."""
     executable = wrk_path()
@@ -95,7 +98,7 @@ def run_wrk(
         raise BenchError("wrk is not installed (Debian: apt install wrk); it is only needed for comparisons")
     work_dir.mkdir(parents=True, exist_ok=True)
     script = work_dir / "read_heavy.lua"
-    script.write_text(lua_script(dataset_rows, connections, rate), encoding="utf-8")
+    script.write_text(lua_script(dataset_rows, connections, rate, list_share=list_share), encoding="utf-8")
     log_path = work_dir / "wrk.log"
     log_path.unlink(missing_ok=True)  # start_child appends; one log per run keeps the result line unambiguous
     argv = [

@@ -1,0 +1,248 @@
+"""`bench overhead`: what the harness's own code costs, measured as each variant beside its yardstick.
+
+A yardstick (apps/yardsticks/<variant>.py) is the ~30-line FastAPI app a user would write for the same access
+pattern: one `GET /items/{item_id}` route, the same driver, pool settings, table and seeded rows, none of our
+contract, telemetry or middleware. Both apps run in turn on the same database, under the same load, in
+interleaved rounds (round 1: variant then yardstick, round 2: yardstick then variant, ...), so that a drift of
+the machine's state hits both alike; a figure is the ratio of the two within a round, and the result is the
+median and range of those ratios over the rounds. The load is wrk (C, a fraction of Locust's CPU per request,
+so the generator is not what limits a 3,000 req/s app on 2 cores) when installed, else our Locust generator,
+whose own ceiling then compresses every ratio towards 1 (the record says which was used).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError
+
+from apps.catalog import VariantInfo, all_variants
+from bench.databases.backend import Database
+from bench.databases.registry import get_backend
+from bench.environment import collect_environment, machine_label
+from bench.errors import BenchError
+from bench.load import LoadError, LoadSettings, run_load
+from bench.overhead_records import AppFigures, Generator, OverheadRecord, OverheadRound, VariantOverhead, summarise
+from bench.results import write_json
+from bench.server import ServerStartError, run_server
+from bench.urls import check_credentials
+from bench.wrk import WrkResult, run_wrk, wrk_path
+
+OVERHEAD_DIR = "overhead"
+LATEST_FILE = "latest.json"
+YARDSTICKS_DIR = Path(__file__).resolve().parent.parent / "apps" / "yardsticks"
+
+
+@dataclass(frozen=True)
+class OverheadOptions:
+    results_dir: Path
+    variants: list[str] | None = None  # None: every variant that has a yardstick
+    rounds: int = 3
+    connections: int = 32
+    warmup_s: float = 3.0
+    duration_s: float = 10.0
+    pool_size: int = 16
+    max_overflow: int = 0
+    dataset_rows: int = 10_000
+    telemetry: bool = True
+    generator: Generator | None = None  # None: wrk when installed, else Locust
+    database_urls: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def yardstick_names() -> list[str]:
+    return sorted(path.stem for path in YARDSTICKS_DIR.glob("*.py") if not path.name.startswith("_"))
+
+
+def chosen_variants(requested: list[str] | None) -> list[VariantInfo]:
+    """The variants to measure, in catalogue order; BenchError for an unknown one or one without a yardstick."""
+    variants = all_variants()
+    yardsticks = set(yardstick_names())
+    if requested is None:
+        return [info for name, info in variants.items() if name in yardsticks]
+    for name in requested:
+        if name not in variants:
+            raise BenchError(f"unknown variant {name} (known: {', '.join(variants)})")
+        if name not in yardsticks:
+            have = ", ".join(sorted(yardsticks))
+            raise BenchError(f"variant {name} has no yardstick in apps/yardsticks/ (have: {have})")
+    return [variants[name] for name in dict.fromkeys(requested)]
+
+
+def choose_generator(requested: Generator | None) -> Generator:
+    if requested == "wrk" and wrk_path() is None:
+        raise BenchError("--generator wrk: wrk is not installed (Debian: apt install wrk)")
+    return requested or ("wrk" if wrk_path() is not None else "locust")
+
+
+RoundDone = Callable[[str, OverheadRound], None]  # told of each round as it ends (the CLI prints progress)
+
+
+def measure_overhead(options: OverheadOptions, on_round: RoundDone | None = None) -> OverheadRecord:
+    """Measure every chosen variant beside its yardstick, store the record under results/overhead/, return it."""
+    if options.rounds < 1:
+        raise BenchError("--rounds must be at least 1")
+    chosen = chosen_variants(options.variants)
+    generator = choose_generator(options.generator)
+    environment = collect_environment()
+    measured: list[VariantOverhead] = []
+    with ExitStack() as stack:
+        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-overhead-")))
+        databases = _provision(stack, chosen, options, work_dir)
+        for info in chosen:
+            database = databases[info.backend]
+            rounds = []
+            for number in range(1, options.rounds + 1):
+                measured_round = _measure_round(info, database, number, options, generator, work_dir)
+                rounds.append(measured_round)
+                if on_round is not None:
+                    on_round(info.name, measured_round)
+            measured.append(summarise(info.name, info.backend, database.label, database.surrogate, rounds))
+    record = OverheadRecord(
+        measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=machine_label(environment),
+        generator=generator,
+        connections=options.connections,
+        warmup_s=options.warmup_s,
+        duration_s=options.duration_s,
+        pool_size=options.pool_size,
+        max_overflow=options.max_overflow,
+        dataset_rows=options.dataset_rows,
+        telemetry=options.telemetry,
+        variants=measured,
+    )
+    _store(options.results_dir, record)
+    return record
+
+
+def _provision(
+    stack: ExitStack, chosen: list[VariantInfo], options: OverheadOptions, work_dir: Path
+) -> dict[str, Database]:
+    """One database per backend for the whole measurement, seeded once: both apps read the same rows."""
+    databases: dict[str, Database] = {}
+    for backend_name in dict.fromkeys(info.backend for info in chosen):
+        backend = get_backend(backend_name)
+        url = options.database_urls.get(backend_name)
+        check_credentials(url, backend.url_option)
+        database = stack.enter_context(
+            backend.provision(
+                url=url,
+                connections_needed=options.pool_size + options.max_overflow,
+                dataset_rows=options.dataset_rows,
+                work_dir=work_dir,
+            )
+        )
+        backend.seed(database, options.dataset_rows)
+        databases[backend_name] = database
+    return databases
+
+
+def _app_settings(database: Database, options: OverheadOptions) -> dict[str, str]:
+    settings = {
+        "BENCH_POOL_SIZE": str(options.pool_size),
+        "BENCH_MAX_OVERFLOW": str(options.max_overflow),
+        "BENCH_DATASET_ROWS": str(options.dataset_rows),
+        "BENCH_TELEMETRY": "true" if options.telemetry else "false",
+    }
+    if database.url is not None:
+        settings["BENCH_DATABASE_URL"] = database.url
+    return settings
+
+
+def _measure_round(
+    info: VariantInfo, database: Database, number: int, options: OverheadOptions, generator: Generator, work_dir: Path
+) -> OverheadRound:
+    # Odd rounds start with the variant, even ones with the yardstick: a drift hits both in turn.
+    first: Literal["variant", "yardstick"] = "variant" if number % 2 == 1 else "yardstick"
+    order = ("variant", "yardstick") if first == "variant" else ("yardstick", "variant")
+    figures = {app: _measure_app(info, app, database, options, generator, work_dir / f"{info.name}-{number}-{app}")
+               for app in order}  # fmt: skip
+    return OverheadRound(round=number, first=first, variant=figures["variant"], yardstick=figures["yardstick"])
+
+
+def _measure_app(
+    info: VariantInfo, app: str, database: Database, options: OverheadOptions, generator: Generator, work_dir: Path
+) -> AppFigures:
+    yardstick = app == "yardstick"
+    try:
+        with run_server(
+            info.name,
+            settings=_app_settings(database, options),
+            log_path=work_dir / "uvicorn.log",
+            asgi_app=f"apps.yardsticks.{info.name}:app" if yardstick else None,
+            ready_path="/items/1" if yardstick else "/health",
+        ) as server:
+            figures = _drive(server.base_url, options, generator, work_dir)
+    except (ServerStartError, LoadError) as exc:
+        raise BenchError(f"{info.name} ({app}): {exc}") from None
+    if figures.requests_per_s <= 0:
+        raise BenchError(f"{info.name} ({app}) served no request in {options.duration_s:g} s; see its log above")
+    return figures
+
+
+def _drive(base_url: str, options: OverheadOptions, generator: Generator, work_dir: Path) -> AppFigures:
+    """Warm up, then measure, with only GET /items/{id} over the seeded ids (all a yardstick serves)."""
+    if generator == "wrk":
+        if options.warmup_s > 0:
+            _wrk(base_url, options, options.warmup_s, work_dir / "warmup")
+        result = _wrk(base_url, options, options.duration_s, work_dir / "measured")
+        return AppFigures(
+            requests_per_s=result.requests_per_s,
+            latency_ms_p50=result.latency_ms_p50,
+            latency_ms_p99=result.latency_ms_p99,
+            errors=result.errors,
+        )
+    load = LoadSettings(
+        scenario="read_heavy",
+        users=options.connections,
+        spawn_rate=float(options.connections),
+        warmup_s=options.warmup_s,
+        duration_s=options.duration_s,
+        dataset_rows=options.dataset_rows,
+        scenario_options={"get_weight": 1, "list_weight": 0},
+    )
+    metrics = run_load(base_url, load, work_dir / "locust").metrics
+    return AppFigures(
+        requests_per_s=metrics.requests_per_s,
+        latency_ms_p50=metrics.latency_ms_p50,
+        latency_ms_p99=metrics.latency_ms_p99,
+        errors=metrics.failures,
+    )
+
+
+def _wrk(base_url: str, options: OverheadOptions, seconds: float, work_dir: Path) -> WrkResult:
+    return run_wrk(
+        base_url,
+        connections=options.connections,
+        duration_s=seconds,
+        dataset_rows=options.dataset_rows,
+        work_dir=work_dir,
+        list_share=0.0,
+    )
+
+
+def _store(results_dir: Path, record: OverheadRecord) -> None:
+    folder = results_dir / OVERHEAD_DIR
+    stamp = record.measured_at.replace(":", "").replace("-", "").replace("+0000", "Z")
+    data = record.model_dump(mode="json")
+    try:
+        write_json(folder / f"{stamp}.json", data)
+        write_json(folder / LATEST_FILE, data)
+    except OSError as exc:
+        raise BenchError(f"cannot write {folder}: {exc.strerror or exc}") from None
+
+
+def latest_overhead(results_dir: Path, machine: str) -> OverheadRecord | None:
+    """The latest `bench overhead` on this machine, or None (none made, another machine, unreadable)."""
+    path = results_dir / OVERHEAD_DIR / LATEST_FILE
+    try:
+        record = OverheadRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError):
+        return None
+    return record if record.machine == machine else None
