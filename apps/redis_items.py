@@ -25,10 +25,12 @@ from urllib.parse import urlsplit
 
 from redis.typing import EncodableT, FieldT
 
-from apps.contract import BIGINT_MAX, ItemResponse, ItemUpdate
+from apps.contract import BIGINT_MAX, ItemUpdate
 from apps.pooling import PRE_PING_IDLE_S, max_connections
 from apps.settings import AppSettings, StartupError
 
+# An item as the routes return it (FastAPI validates it against ItemResponse).
+ItemDict = dict[str, Any]
 ITEM_KEY_PREFIX = "bench:item:"
 NEXT_ID_KEY = "bench:item:next_id"
 ORDER_KEY = "bench:items"
@@ -125,21 +127,23 @@ def update_args(changes: ItemUpdate) -> list[str]:
     return [str(len(to_set)), *(text for pair in to_set for text in pair), *to_remove]
 
 
-def item_from_hash(item_id: int, stored: Mapping[Any, Any]) -> ItemResponse | None:
-    """The item an HGETALL returned, or None when the hash does not exist (HGETALL gives {} then)."""
+def item_from_hash(item_id: int, stored: Mapping[Any, Any]) -> ItemDict | None:
+    """The item an HGETALL returned, or None when the hash does not exist (HGETALL gives {} then). A dict, not an
+    ItemResponse: FastAPI validates what a route returns against its response model anyway, and a model built
+    here would be dumped and validated again."""
     if not stored:
         return None
     fields = {_text(name): _text(value) for name, value in stored.items()}
-    return ItemResponse(
-        id=item_id,
-        name=fields["name"],
-        description=fields.get("description"),
-        price=float(fields["price"]),
-        quantity=int(fields["quantity"]),
-    )
+    return {
+        "id": item_id,
+        "name": fields["name"],
+        "description": fields.get("description"),
+        "price": float(fields["price"]),
+        "quantity": int(fields["quantity"]),
+    }
 
 
-def item_from_pairs(item_id: int, flat: Sequence[Any] | None) -> ItemResponse | None:
+def item_from_pairs(item_id: int, flat: Sequence[Any] | None) -> ItemDict | None:
     """The same for a script's HGETALL, which comes back as [field, value, field, value, ...] (or nil)."""
     if not flat:
         return None

@@ -176,7 +176,7 @@ def _measure_app(
             settings=_app_settings(database, options),
             log_path=work_dir / "uvicorn.log",
             asgi_app=f"apps.yardsticks.{info.name}:app" if yardstick else None,
-            ready_path="/items/1" if yardstick else "/health",
+            ready_path="/openapi.json" if yardstick else "/health",
         ) as server:
             figures = _drive(server.base_url, options, generator, work_dir)
     except (ServerStartError, LoadError) as exc:

@@ -78,7 +78,7 @@ def run_server(
 ) -> Iterator[RunningServer]:
     """Start the variant's app with `settings` (BENCH_* environment), wait until `ready_path` answers with
     JSON, and stop it when the block ends, whatever ends it. `asgi_app` serves another app in the variant's
-    place (a yardstick of `bench overhead`, which has no /health: it is ready when it serves an item)."""
+    place (a yardstick of `bench overhead`, which has no /health: FastAPI serves /openapi.json once started)."""
     port = free_port(HOST)
     argv = [
         python_executable(), "-m", "uvicorn", asgi_app or f"apps.{variant}:app",

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import create_engine, make_url
+from sqlalchemy import BigInteger, create_engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 # The driver of the variant measured beside it: psycopg 3 on PostgreSQL, PyMySQL on MySQL/MariaDB.
@@ -25,7 +25,7 @@ class Base(DeclarativeBase):
 
 class Item(Base):
     __tablename__ = "bench_items"
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     name: Mapped[str]
     description: Mapped[str | None]
     price: Mapped[float]

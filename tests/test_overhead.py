@@ -1,0 +1,88 @@
+"""`bench overhead`: rounds interleave variant and yardstick, ratios come from the same round, output and record."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.overhead_records import AppFigures, OverheadRecord, OverheadRound, summarise
+from tests.test_cli_errors import assert_nothing_written, assert_user_error, bench
+
+
+def _round(number: int, variant_rps: float, yardstick_rps: float, variant_p99: float = 10.0) -> OverheadRound:
+    return OverheadRound(
+        round=number,
+        first="variant" if number % 2 else "yardstick",
+        variant=AppFigures(requests_per_s=variant_rps, latency_ms_p50=2.0, latency_ms_p99=variant_p99, errors=0),
+        yardstick=AppFigures(requests_per_s=yardstick_rps, latency_ms_p50=1.0, latency_ms_p99=10.0, errors=0),
+    )
+
+
+def test_ratios_are_taken_within_a_round_then_summarised_by_median_and_range() -> None:
+    # The machine slows down between rounds; within each round the variant serves 90%, 96%, 99% of its yardstick.
+    rounds = [_round(1, 900, 1000), _round(2, 480, 500), _round(3, 1980, 2000)]
+    summary = summarise("pg_asyncpg", "postgresql", "PostgreSQL 15", False, rounds)
+    assert summary.requests_ratio.median == pytest.approx(0.96)
+    assert (summary.requests_ratio.low, summary.requests_ratio.high) == pytest.approx((0.90, 0.99))
+    assert summary.p50_ratio.median == pytest.approx(2.0)
+    assert summary.within_budget
+
+
+@pytest.mark.parametrize(
+    ("rounds", "within"),
+    [
+        ([_round(1, 940, 1000)] * 3, False),  # 0.94x requests/s
+        ([_round(1, 1000, 1000, variant_p99=11.5)] * 3, False),  # p99 1.15x
+        ([_round(1, 950, 1000, variant_p99=11.0)] * 3, True),  # both exactly at the budget
+    ],
+)
+def test_the_budget_is_095_of_the_requests_and_110_of_the_p99(rounds: list[OverheadRound], within: bool) -> None:
+    assert summarise("v", "b", "d", False, rounds).within_budget is within
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--variant", "nope"], "unknown variant nope"),
+        (["--rounds", "0"], "--rounds"),
+        (["--generator", "ab"], "--generator must be wrk or locust"),
+        (["--duration", "x"], "--duration"),
+    ],
+)
+def test_bad_options_are_one_line_errors_and_write_nothing(args: list[str], expected: str, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    assert_user_error(bench("overhead", *args, "--results-dir", str(results), cwd=tmp_path), expected)
+    assert_nothing_written(results)
+
+
+GENERATORS = [
+    pytest.param("wrk", marks=pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")),
+    "locust",
+]
+
+
+@pytest.mark.parametrize("generator", GENERATORS)
+def test_a_real_measurement_prints_the_table_and_records_every_round(generator: str, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    args = ["overhead", "-v", "memory", "--rounds", "2", "--warmup", "0", "--duration", "1", "--rows", "50"]
+    result = bench(*args, "--generator", generator, "--results-dir", str(results), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "memory" in result.stdout and "req/s" in result.stdout
+    assert result.stderr.count("memory round") == 2  # progress, one line a round
+
+    record = OverheadRecord.model_validate(json.loads((results / "overhead" / "latest.json").read_text()))
+    assert record.generator == generator
+    assert [v.variant for v in record.variants] == ["memory"]
+    rounds = record.variants[0].rounds
+    assert [r.first for r in rounds] == ["variant", "yardstick"]  # interleaved: the order alternates
+    for measured in rounds:
+        assert measured.variant.requests_per_s > 0 and measured.yardstick.requests_per_s > 0
+        assert measured.variant.errors == 0 and measured.yardstick.errors == 0
+    ratios = sorted(r.requests_ratio for r in rounds)
+    assert record.variants[0].requests_ratio.low == pytest.approx(ratios[0])
+    assert record.variants[0].requests_ratio.high == pytest.approx(ratios[-1])
+    # The timestamped copy beside latest.json holds the same record.
+    assert len(list((results / "overhead").glob("*.json"))) == 2
