@@ -232,6 +232,22 @@ def _qualifiers(run: RunRecord, cells: list[Cell], best: dict[str, Best], unstab
         lines.append("- One repeat per configuration: no intervals; differences of a few percent may be noise.")
     if run.calibration is None:
         lines.append("- The load generator was not calibrated on this machine (`bench calibrate`).")
+    lines.extend(_overhead_qualifiers(run, {c.variant for c in cells}))
+    return lines
+
+
+def _overhead_qualifiers(run: RunRecord, variants: set[str]) -> list[str]:
+    """What our own apps cost beside the ~30 lines a user would write, for the variants of this comparison."""
+    if run.overhead is None:
+        return ["- What our own code costs was not measured on this machine (`bench overhead`)."]
+    lines = []
+    for entry in run.overhead.variants:
+        if entry.variant in variants and not entry.within_budget:
+            lines.append(
+                f"- `{entry.variant}` served {entry.requests_ratio.median:.2f}x its yardstick's requests/s "
+                f"(p99 {entry.p99_ratio.median:.2f}x) in `bench overhead`: part of its figures is our code's, not "
+                "the access pattern's."
+            )
     return lines
 
 

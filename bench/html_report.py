@@ -16,6 +16,7 @@ from bench.fault_report import EXPLANATION as FAULT_EXPLANATION
 from bench.fault_report import HEADERS as FAULT_HEADERS
 from bench.fault_report import fault_rows
 from bench.findings import FLAG_MEANINGS, CellKey, cell_flags_text, is_stalled, load_text, unstable_keys
+from bench.overhead_report import overhead_html
 from bench.records import PointRecord, RunRecord
 from bench.report import Cell, aggregate, load_model_caption
 from bench.results import RunFolder, write_atomic
@@ -385,6 +386,7 @@ def render_html(
         ("databases", "Databases", _databases(run)),
         ("machine", "Machine and software", _machine(run)),
         ("calibration", "Load generator calibration", _calibration(run)),
+        ("overhead", "What the harness's own code costs", overhead_html(run.overhead)),
         ("summary", "Summary per load", _summaries(cells, unstable)),
         ("flags", "Flags explained", _flags_explained()),
         *(

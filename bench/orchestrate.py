@@ -24,6 +24,7 @@ from bench.errors import BenchError
 from bench.fault_injection import FaultInjector
 from bench.faults import fault_record
 from bench.load import LoadError, LoadSettings, RemoteLoad, run_load, test_started_at
+from bench.overhead import latest_overhead
 from bench.plan import Point, SweepSpec, build_plan
 from bench.probes.sampler import TelemetrySampler
 from bench.records import (
@@ -466,6 +467,7 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
     cpus = plan_cpus(spec.pin_cpus)
     environment = collect_environment()
     calibration = latest_calibration(options.results_dir, machine_label(environment))
+    overhead = latest_overhead(options.results_dir, machine_label(environment))
     folder = create_run_folder(options.results_dir, run_id)
     run = RunRecord(
         run_id=run_id,
@@ -476,6 +478,7 @@ def execute_run(options: RunOptions, observer: SweepObserver) -> RunFolder:
         environment=environment,
         points_planned=len(plan),
         calibration=calibration,
+        overhead=overhead,
     )
     job = _Job(
         folder, run, spec, plan, {}, backends, cpus, options.database_urls,

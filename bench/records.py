@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from bench.overhead_records import OverheadRecord
 from bench.telemetry_records import Telemetry
 
 # Version history (bump on any change of meaning or shape; results.load_* upgrades older files):
@@ -264,6 +265,7 @@ class RunRecord(_Record):
     databases: dict[str, DatabaseInfo] = Field(default_factory=dict)  # by backend name
     points_planned: int
     calibration: Calibration | None = None  # the latest `bench calibrate` on this machine, if any
+    overhead: OverheadRecord | None = None  # the latest `bench overhead` on this machine: what our apps cost
     points_ok: int = 0
     points_failed: int = 0
     error: str | None = None

@@ -194,7 +194,8 @@ def views(cells: list[Cell]) -> list[View]:
 
 def load_model_caption(run: RunRecord) -> str:
     if run.sweep.get("load_model", "closed") == "open":
-        return "open model (latency from intended start)"
+        # Runs before schema 5 are upgraded to "uniform" (bench.results), so a missing value is never guessed.
+        return f"open model (latency from intended start), {run.sweep.get('arrivals', 'uniform')} arrivals"
     return "closed model"
 
 
@@ -455,6 +456,15 @@ def calibration_text(run: RunRecord) -> str:
     return text
 
 
+def overhead_text(run: RunRecord) -> str:
+    overhead = run.overhead
+    if overhead is None:
+        return "not measured on this machine (`bench overhead` runs each variant beside its yardstick)"
+    over = [v.variant for v in overhead.variants if not v.within_budget]
+    verdict = f"over budget: {', '.join(over)}" if over else "every variant within 5% of its yardstick's req/s"
+    return f"{verdict} (`bench overhead`, {overhead.measured_at})"
+
+
 def _format_pool(value: int | None) -> str:
     return "–" if value is None else str(value)
 
@@ -468,6 +478,7 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
         f"warm-up {run.sweep.get('warmup_s')} s kept apart, measured {run.sweep.get('duration_s')} s per point, "
         f"{run.sweep.get('repeat')} repeat(s)",
         f"- load generator: {calibration_text(run)}",
+        f"- our own code: {overhead_text(run)}",
         f"- databases: {databases_text(run)}",
         f"- service: {_service_text(run)}",
         f"- machine: {machine_label(run.environment)}; Python {run.environment.get('python')}",

@@ -86,3 +86,33 @@ def test_a_real_measurement_prints_the_table_and_records_every_round(generator: 
     assert record.variants[0].requests_ratio.high == pytest.approx(ratios[-1])
     # The timestamped copy beside latest.json holds the same record.
     assert len(list((results / "overhead").glob("*.json"))) == 2
+
+
+def _record(*entries: tuple[str, float]) -> OverheadRecord:
+    return OverheadRecord(
+        measured_at="2026-01-01T00:00:00+00:00", machine="2 CPUs, Test CPU", generator="wrk", connections=32,
+        warmup_s=3, duration_s=10, pool_size=16, max_overflow=0, dataset_rows=10_000, telemetry=True,
+        variants=[
+            summarise(name, "postgresql", "PostgreSQL 15", False, [_round(n, ratio * 1000, 1000) for n in (1, 2, 3)])
+            for name, ratio in entries
+        ],
+    )  # fmt: skip
+
+
+def test_the_report_shows_the_overhead_and_the_findings_name_a_variant_over_budget(tmp_path: Path) -> None:
+    from bench.findings import findings_markdown  # noqa: PLC0415
+    from bench.html_report import render_html  # noqa: PLC0415
+    from tests.test_findings import make_run, write_standard_run  # noqa: PLC0415
+
+    record = _record(("pg_sqla_async", 0.80), ("pg_sqla_sync", 0.99))
+    folder = write_standard_run(tmp_path, overhead=record)
+    findings = findings_markdown(folder)
+    assert "`pg_sqla_async` served 0.80x its yardstick's requests/s" in findings
+    assert "`pg_sqla_sync` served" not in findings  # within budget: nothing to qualify
+
+    page = render_html(make_run(overhead=record), [], [])
+    assert "What the harness&#x27;s own code costs" in page or "What the harness's own code costs" in page
+    assert "0.80x (0.80-0.80)" in page and "OVER BUDGET" in page and "within budget" in page
+
+    unmeasured = findings_markdown(write_standard_run(tmp_path / "other"))
+    assert "was not measured on this machine (`bench overhead`)" in unmeasured
