@@ -8,29 +8,41 @@ from rich.table import Table
 
 from bench.overhead_records import P99_RATIO_MAX, REQUESTS_RATIO_MIN, OverheadRecord, Ratio, VariantOverhead
 
-_HEADERS = ("variant", "req/s variant / yardstick", "p50 ratio", "p99 ratio", "variant req/s", "yardstick req/s", "")
+# Ratios are variant / yardstick; "req/s" gives both apps' figures in the round whose ratio is the median.
+_HEADERS = ("variant", "req/s ×", "p50 ×", "p99 ×", "req/s", "")
+
+
+SURROGATE_NOTE = "SURROGATE: measured on a stand-in server, not the real database"
 
 
 def _ratio(ratio: Ratio) -> str:
-    return f"{ratio.median:.2f}x ({ratio.low:.2f}-{ratio.high:.2f})"
+    """The median and, in brackets, the range: "0.97 (.95-1.02)" (short: it must fit 80 columns)."""
+    return f"{ratio.median:.2f} ({ratio.low:.2f}-{ratio.high:.2f})".replace("(0.", "(.").replace("-0.", "-.")
 
 
-def _medians(variant: VariantOverhead) -> tuple[str, str]:
+def _medians(variant: VariantOverhead) -> tuple[str]:
     ordered = sorted(variant.rounds, key=lambda r: r.requests_ratio)
     middle = ordered[len(ordered) // 2]  # the round whose ratio is the median (or the upper middle one)
-    return f"{middle.variant.requests_per_s:,.0f}", f"{middle.yardstick.requests_per_s:,.0f}"
+    return (f"{middle.variant.requests_per_s:,.0f}/{middle.yardstick.requests_per_s:,.0f}",)
 
 
 def _verdict(variant: VariantOverhead) -> str:
-    verdict = "within budget" if variant.within_budget else "OVER BUDGET"
+    verdict = "ok" if variant.within_budget else "OVER"
     if variant.errors:
         verdict += f", {variant.errors} errors"
-    return verdict + (", SURROGATE" if variant.surrogate else "")
+    return verdict + ("*" if variant.surrogate else "")
 
 
 def _rows(record: OverheadRecord) -> list[tuple[str, ...]]:
     return [
-        (v.variant, _ratio(v.requests_ratio), _ratio(v.p50_ratio), _ratio(v.p99_ratio), *_medians(v), _verdict(v))
+        (
+            v.variant,
+            _ratio(v.requests_ratio),
+            f"{v.p50_ratio.median:.2f}",
+            _ratio(v.p99_ratio),
+            *_medians(v),
+            _verdict(v),
+        )
         for v in record.variants
     ]
 
@@ -42,14 +54,20 @@ def setup_text(record: OverheadRecord) -> str:
         f"{record.connections} connections, GET /items/{{id}}, {record.warmup_s:g} s warm-up + "
         f"{record.duration_s:g} s, pool {record.pool_size} + {record.max_overflow}, "
         f"telemetry {'on' if record.telemetry else 'off'}; budget: req/s >= {REQUESTS_RATIO_MIN:.2f}x and "
-        f"p99 <= {P99_RATIO_MAX:.2f}x the yardstick (median of the rounds, range in brackets)"
+        f"p99 <= {P99_RATIO_MAX:.2f}x the yardstick's; ×: variant / yardstick, the median of the rounds and their "
+        "range; req/s: variant/yardstick"
     )
 
 
 def overhead_table(record: OverheadRecord) -> Table:
-    table = Table(*_HEADERS)
+    # Compact and unwrapped: a cut figure ("0.9…") is worse than a table wider than the terminal.
+    table = Table(box=None, pad_edge=False, padding=(0, 1), header_style="bold")
+    for header in _HEADERS:
+        table.add_column(header, no_wrap=True, overflow="fold")
     for row in _rows(record):
         table.add_row(*row)
+    if any(v.surrogate for v in record.variants):
+        table.caption = f"* {SURROGATE_NOTE}"
     return table
 
 
@@ -61,4 +79,5 @@ def overhead_html(record: OverheadRecord | None) -> str:
         )
     head = "".join(f"<th>{escape(h)}</th>" for h in _HEADERS)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in _rows(record))
-    return f"<p>{escape(setup_text(record))}.</p><table><tr>{head}</tr>{body}</table>"
+    note = f"<p>* {escape(SURROGATE_NOTE)}.</p>" if any(v.surrogate for v in record.variants) else ""
+    return f"<p>{escape(setup_text(record))}.</p><table><tr>{head}</tr>{body}</table>{note}"
