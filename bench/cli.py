@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -33,6 +34,10 @@ from bench.remote_workers import parse_master, run_worker
 from bench.results import RunFolder, list_runs, open_run, report_writes
 from bench.slo import parse_slo
 from bench.urls import mask_url
+
+if TYPE_CHECKING:  # imported where used: they would slow every `bench ...` for one command
+    from bench.selftest import SelftestOptions
+    from bench.selftest_records import SelftestCase
 
 app = typer.Typer(
     help="Sync vs async database access behind FastAPI: sweep pool settings under load and chart the answer.",
@@ -226,6 +231,21 @@ def run(
         list[str] | None,
         typer.Option("--rate", "-r", metavar="PER_S[,PER_S...]", help="Open model: request rates to sweep."),
     ] = None,
+    arrivals: Annotated[
+        str | None,
+        typer.Option(
+            "--arrivals",
+            metavar="poisson|uniform",
+            help="Open model: how requests arrive. poisson (default): at random, as independent users do, so "
+            "the server sees bursts and queues; uniform: evenly spread, a fixed schedule (as k6 and wrk2 pace).",
+        ),
+    ] = None,
+    arrival_seed: Annotated[
+        str | None,
+        typer.Option(
+            "--arrival-seed", metavar="N", help="Open model, Poisson arrivals: the schedule's seed (default 1)."
+        ),
+    ] = None,
     scenario_option: Annotated[
         list[str] | None,
         typer.Option(
@@ -319,6 +339,8 @@ def run(
         "thread_tokens": _split(thread_tokens),
         "load_model": load_model,
         "rates": _split(rate),
+        "arrivals": arrivals,
+        "arrival_seed": arrival_seed,
         "scenario_options": parse_scenario_options(scenario_option),
         "telemetry": telemetry,
         "pin_cpus": pin_cpus,
@@ -448,6 +470,13 @@ def calibrate_command(
     database_url: Annotated[
         str | None, typer.Option("--database-url", help="The variant's database (default: found or started).")
     ] = None,
+    selftest: Annotated[
+        bool,
+        typer.Option(
+            "--selftest/--no-selftest",
+            help="Then run `bench selftest` (about a minute): does the harness measure queueing delay right?",
+        ),
+    ] = True,
     results_dir: ResultsDir = Path("results"),
 ) -> None:
     """Measure the load generator's ceiling (Locust vs wrk on the same server); later runs record it."""
@@ -484,6 +513,62 @@ def calibrate_command(
     console.print(table)
     if result.locust_to_wrk is not None:
         console.print(f"Locust reaches {result.locust_to_wrk:.2f}x wrk's throughput here")
+    if selftest:
+        from bench.selftest import SelftestOptions  # noqa: PLC0415
+
+        _selftest_and_print(SelftestOptions(results_dir=results_dir))
+
+
+@app.command("selftest")
+def selftest_command(
+    service_ms: Annotated[
+        str, typer.Option("--service-ms", metavar="MS", help="The known-answer server's fixed service time.")
+    ] = "40",
+    warmup: Annotated[str | None, typer.Option(metavar="SECONDS", help="Warm-up of each load (default 2).")] = None,
+    duration: Annotated[
+        str | None, typer.Option(metavar="SECONDS", help="Measured time of each load (default 8).")
+    ] = None,
+    arrival_seed: Annotated[
+        str, typer.Option("--arrival-seed", metavar="N", help="Seed of the Poisson schedules.")
+    ] = "1",
+    quick: Annotated[bool, typer.Option("--quick", help="Shorter loads (1 s warm-up, 3 s each): about 35 s.")] = False,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Prove the harness measures queueing delay right: a FIFO server of known service time under a closed loop,
+    Poisson and uniform arrivals, measured against the schedule it was sent and queueing theory; exit 1 if a
+    figure is off."""
+    from bench.selftest import SelftestOptions, quick_options  # noqa: PLC0415 - keeps `bench --help` fast
+
+    options = quick_options(SelftestOptions(results_dir=results_dir)) if quick else SelftestOptions(results_dir)
+    options = replace(
+        options,
+        service_ms=float(_parse_number(service_ms, "--service-ms", float, 1) or 1),
+        warmup_s=_parse_number(warmup, "--warmup", float, 0.5) or options.warmup_s,
+        duration_s=_parse_number(duration, "--duration", float, 2) or options.duration_s,
+        arrival_seed=int(_parse_number(arrival_seed, "--arrival-seed", int, 0) or 0),
+    )
+    _selftest_and_print(options)
+
+
+def _selftest_and_print(options: SelftestOptions) -> None:
+    """Run the selftest with a line per load as it goes, print its table, exit 1 when a figure is off."""
+    from bench.selftest import run_selftest  # noqa: PLC0415
+    from bench.selftest_report import selftest_table, verdict_text  # noqa: PLC0415
+
+    def progress(case: SelftestCase) -> None:
+        verdict = "ok" if case.passed else f"off: {', '.join(case.failed)}"
+        err_console.print(f"selftest {case.name}: {verdict}", markup=False, highlight=False)
+
+    try:
+        record = run_selftest(options, progress)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: every process the selftest started has been stopped; nothing was recorded")
+        raise typer.Exit(130) from None
+    console.print(selftest_table(record))
+    console.print(verdict_text(record), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"wrote {options.results_dir / 'selftest' / 'latest.json'}")
+    if not record.passed:
+        raise typer.Exit(1)
 
 
 def _write_reports(folder: RunFolder, extra_sections: Sequence[tuple[str, str]] = ()) -> list[Path]:
@@ -795,7 +880,8 @@ def overhead_command(
     def progress(name: str, measured_round: Any) -> None:
         err_console.print(
             f"{name} round {measured_round.round}: {measured_round.requests_ratio:.2f}x req/s, "
-            f"p99 {measured_round.p99_ratio:.2f}x", highlight=False
+            f"p99 {measured_round.p99_ratio:.2f}x",
+            highlight=False,
         )
 
     try:

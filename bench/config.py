@@ -47,6 +47,8 @@ OPTION_NAMES = {
     "master_port": "--master-port",
     "load_model": "--load-model",
     "rates": "--rate",
+    "arrivals": "--arrivals",
+    "arrival_seed": "--arrival-seed",
     "scenario_options": "--scenario-option",
     "telemetry": "--telemetry",
     "pin_cpus": "--pin-cpus",

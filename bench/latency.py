@@ -1,4 +1,4 @@
-"""Latency arithmetic shared by the load generator and the harness: HDR histograms and the open-model timetable.
+"""Latency arithmetic shared by the load generator and the harness: HDR histograms and the open-model timetables.
 
 Pure functions only (no locust, no gevent): scenarios/base.py records with them inside the Locust process and
 bench/load.py summarises with them afterwards, so both sides agree on units and precision.
@@ -12,19 +12,24 @@ when the server stalls the client stops asking and the stall shows up as one slo
 hundreds that real, independent users would have sent and waited on. The open model fixes the timetable in
 advance (wrk2's approach): each request has an intended start, and the latency a user would have seen counts
 from it ("corrected"), while the time the server took once the request was sent is kept apart ("service").
+The timetable is a seeded Poisson stream by default (PoissonTimetable: users arrive independently, at random) or
+evenly spread starts (Timetable); both are pure functions of the run's settings, so the harness can rebuild the
+schedule a run sent (bench/selftest.py does, to predict what a server should have done with it).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
+import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, lru_cache
+from typing import Any, Protocol
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
-from bench.records import LatencySummary
+from bench.records import Arrivals, LatencySummary
 
 LOWEST_US = 1
 HIGHEST_US = 60_000_000  # 60 s: longer than any request timeout the harness sets
@@ -219,6 +224,112 @@ class Timetable:
     def first_slot_at_or_after(self, at: float) -> int:
         """The slot a user joining at `at` takes: its next one, not a backlog of slots from before it existed."""
         return max(math.ceil((at - self.started_at - self.offset_s) / self.interval_s - 1e-9), 0)
+
+
+DEFAULT_ARRIVAL_SEED = 1  # a fixed default, so two runs of the same sweep send on the same schedule
+
+
+@lru_cache(maxsize=64)
+def poisson_block(seed: int, layer: int, block: int, count: int, horizon_s: float) -> tuple[float, ...]:
+    """`count` arrival offsets (seconds into the block) of one block of one layer's stream: sorted iid uniforms
+    over [0, horizon_s), i.e. a Poisson process conditioned on its count. A string seed, because Random hashes
+    it with SHA-512 (not Python's per-process hash), so every generator process draws the same blocks."""
+    rng = random.Random(f"bench-arrivals/{seed}/{layer}/{block}")
+    return tuple(sorted(rng.random() * horizon_s for _ in range(count)))
+
+
+@dataclass(frozen=True)
+class PoissonTimetable:
+    """Timetable's Poisson twin: all users of a layer together start tasks as one Poisson stream of `rate`.
+
+    Independent users arrive at random, and the bursts that randomness makes are what builds queues; an evenly
+    spread timetable (Timetable) never makes one below capacity. The stream comes in blocks of `horizon_s` (the
+    run's warm-up + duration), each holding exactly round(rate * horizon_s) arrivals placed as sorted uniforms:
+    inter-arrival times are exponential, yet the count over the run is the rate asked for, not a Poisson draw
+    from it. Arrival j of the stream goes to user j mod `users` (round robin, as in Timetable), so the users
+    share it without overlap, and a server sees the whole Poisson stream as long as each user is free by its
+    next arrival (the gap between a user's arrivals averages users / rate). Users beyond `users` (a burst's
+    spike) form further layers, each an independent stream of the same rate.
+    """
+
+    started_at: float  # epoch seconds the timetable counts from (the test start, common to every user)
+    user_index: int
+    users: int
+    rate: float
+    horizon_s: float
+    seed: int = DEFAULT_ARRIVAL_SEED
+
+    def __post_init__(self) -> None:
+        if self.users < 1 or self.rate <= 0 or self.user_index < 0 or self.horizon_s <= 0:
+            raise ValueError(f"a timetable needs users >= 1, rate > 0, user_index >= 0, horizon_s > 0 (got {self})")
+
+    @property
+    def per_block(self) -> int:
+        return max(1, round(self.rate * self.horizon_s))
+
+    def _block(self, block: int) -> tuple[float, ...]:
+        return poisson_block(self.seed, self.user_index // self.users, block, self.per_block, self.horizon_s)
+
+    def intended_start(self, slot: int) -> float:
+        """Epoch seconds at which this user's `slot`-th task is due."""
+        block, position = divmod(self.user_index % self.users + slot * self.users, self.per_block)
+        return self.started_at + block * self.horizon_s + self._block(block)[position]
+
+    def first_slot_at_or_after(self, at: float) -> int:
+        """The slot a user joining at `at` takes: its next one, not a backlog of slots from before it existed."""
+        offset = at - self.started_at
+        if offset <= 0:
+            return 0
+        block = int(offset // self.horizon_s)
+        # The stream's first arrival at or after `at`; every later one is later too (blocks follow each other).
+        first = block * self.per_block + bisect.bisect_left(self._block(block), offset - block * self.horizon_s)
+        return max(-((self.user_index % self.users - first) // self.users), 0)  # ceil((first - index) / users)
+
+
+class Schedule(Protocol):
+    """What a user of the open model asks its timetable (Timetable or PoissonTimetable)."""
+
+    def intended_start(self, slot: int) -> float: ...
+    def first_slot_at_or_after(self, at: float) -> int: ...
+
+
+def open_timetable(
+    arrivals: Arrivals,
+    started_at: float,
+    user_index: int,
+    users: int,
+    rate: float,
+    *,
+    horizon_s: float,
+    seed: int = DEFAULT_ARRIVAL_SEED,
+) -> Schedule:
+    """User `user_index`'s timetable under the run's arrival process."""
+    if arrivals == "poisson":
+        return PoissonTimetable(started_at, user_index, users, rate, horizon_s, seed)
+    return Timetable(started_at, user_index, users, rate)
+
+
+def user_schedules(
+    arrivals: Arrivals, users: int, rate: float, *, horizon_s: float, until_s: float, seed: int = DEFAULT_ARRIVAL_SEED
+) -> list[list[float]]:
+    """Each of users 0..users-1's (one layer's) intended starts before `until_s`, in seconds from the test start:
+    the schedules the generator follows, for predicting what a server should have done with them."""
+    schedules: list[list[float]] = []
+    for user in range(users):
+        timetable = open_timetable(arrivals, 0.0, user, users, rate, horizon_s=horizon_s, seed=seed)
+        schedule: list[float] = []
+        while (start := timetable.intended_start(len(schedule))) < until_s:
+            schedule.append(start)
+        schedules.append(schedule)
+    return schedules
+
+
+def arrival_offsets(
+    arrivals: Arrivals, users: int, rate: float, *, horizon_s: float, until_s: float, seed: int = DEFAULT_ARRIVAL_SEED
+) -> list[float]:
+    """Every user's intended starts merged and sorted: the stream a server sees when no user is ever busy."""
+    schedules = user_schedules(arrivals, users, rate, horizon_s=horizon_s, until_s=until_s, seed=seed)
+    return sorted(start for schedule in schedules for start in schedule)
 
 
 def wait_before(intended_start: float, now: float) -> float:

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from bench.latency import DEFAULT_ARRIVAL_SEED
 from bench.load_summary import LoadError, LoadResult, LocustSummary, result_from_summaries, result_from_summary
 from bench.processes import child_environment, free_port, log_tail, python_executable, start_child, stop_child
-from bench.records import LoadModel, ScenarioOptionValue
+from bench.records import Arrivals, LoadModel, ScenarioOptionValue
 from bench.remote_workers import PointBoard
 
 __all__ = ["LoadError", "LoadResult", "LoadSettings", "result_from_summary", "run_load"]
 
 SCENARIOS_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 _NOT_SCENARIOS = {"__init__", "base", "lean_client", "recording", "shapes"}
+# Scenarios the harness runs itself but `bench run` does not offer: they need a server of their own.
+_INTERNAL_SCENARIOS = {"selftest_work"}  # bench selftest, against bench/selftest_target.py
 SUMMARY_FILE = "locust_summary.json"
 STARTED_FILE = "locust_started"  # the epoch second the test started, written by the process that ends it
 LOG_FILE = "locust.log"
@@ -94,7 +97,8 @@ def _scenario_catalog() -> dict[str, Scenario]:
 
 
 def available_scenarios() -> list[str]:
-    return list(_scenario_catalog())
+    """The workloads `bench run` offers (internal ones, which only the harness runs, left out)."""
+    return [name for name in _scenario_catalog() if name not in _INTERNAL_SCENARIOS]
 
 
 def get_scenario(name: str) -> Scenario:
@@ -123,7 +127,7 @@ def resolve_scenario_options(name: str, given: Mapping[str, str]) -> dict[str, S
 def _known(name: str) -> Scenario:
     catalog = _scenario_catalog()
     if name not in catalog:
-        raise ValueError(f"unknown scenario {name} (known: {', '.join(catalog)})")
+        raise ValueError(f"unknown scenario {name} (known: {', '.join(available_scenarios())})")
     return catalog[name]
 
 
@@ -170,6 +174,8 @@ class LoadSettings:
     dataset_rows: int
     load_model: LoadModel = "closed"
     rate: float | None = None  # open model: tasks started per second by all users together (required there)
+    arrivals: Arrivals = "poisson"  # open model: how the intended starts are spread (bench.latency)
+    arrival_seed: int = DEFAULT_ARRIVAL_SEED  # open model, Poisson arrivals: the schedule's seed
     scenario_options: dict[str, ScenarioOptionValue] = field(default_factory=dict)
     cpus: list[int] | None = None  # pin the Locust process(es) to these CPUs
     processes: int = 1  # Locust processes that send (more than one: distributed mode, a master coordinating)
@@ -300,6 +306,8 @@ def scenario_env(settings: LoadSettings) -> dict[str, str]:
         "BENCH_SPAWN_RATE": f"{settings.spawn_rate:g}",
         "BENCH_LOAD_MODEL": settings.load_model,
         "BENCH_RATE": f"{settings.rate:g}" if settings.load_model == "open" and settings.rate else "",
+        "BENCH_ARRIVALS": settings.arrivals,
+        "BENCH_ARRIVAL_SEED": str(settings.arrival_seed),
         "BENCH_SCENARIO_OPTIONS": json.dumps(settings.scenario_options),
     }
 

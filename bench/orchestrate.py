@@ -23,6 +23,7 @@ from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.fault_injection import FaultInjector
 from bench.faults import fault_record
+from bench.latency import DEFAULT_ARRIVAL_SEED
 from bench.load import LoadError, LoadSettings, RemoteLoad, run_load, test_started_at
 from bench.overhead import latest_overhead
 from bench.plan import Point, SweepSpec, build_plan
@@ -133,6 +134,8 @@ def _point_config(point: Point, spec: SweepSpec, database: Database, cpus: CpuPl
         dataset_rows=spec.dataset_rows,
         load_model=spec.load_model,
         rate=point.rate,
+        arrivals=spec.arrivals,
+        arrival_seed=spec.arrival_seed,
         scenario_options=spec.scenario_options,
         server_cpus=cpus.server,
         generator_cpus=cpus.generator,
@@ -233,6 +236,8 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
                 dataset_rows=spec.dataset_rows,
                 load_model=spec.load_model,
                 rate=point.rate,
+                arrivals=spec.arrivals or "poisson",  # None only in the closed model, which ignores it
+                arrival_seed=spec.arrival_seed if spec.arrival_seed is not None else DEFAULT_ARRIVAL_SEED,
                 scenario_options=spec.scenario_options,
                 cpus=context.cpus.generator,
                 processes=spec.processes,

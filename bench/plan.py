@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from apps.catalog import VariantInfo, all_variants
 from bench.dataset import DEFAULT_ROWS
 from bench.faults import FaultSpec, check_fits, parse_fault
-from bench.records import LoadModel, ScenarioOptionValue
+from bench.latency import DEFAULT_ARRIVAL_SEED
+from bench.records import Arrivals, LoadModel, ScenarioOptionValue
 from bench.remote_workers import DEFAULT_MASTER_PORT
 from bench.target import check_target_url
 
@@ -57,6 +58,10 @@ class SweepSpec(BaseModel):
     # server does, carried by `users` connections; latency then counts from each request's intended start.
     load_model: LoadModel = "closed"
     rates: list[Rate] = Field(default_factory=list)
+    # Open model only: the arrival process (Poisson by default, set after validation) and the Poisson schedule's
+    # seed (default DEFAULT_ARRIVAL_SEED, so runs are reproducible); None in the closed model, which has neither.
+    arrivals: Arrivals | None = None
+    arrival_seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     # The scenario's parameters (e.g. io_wait's wait_ms), checked against the OPTIONS its file declares;
     # after validation every option is present, defaults included, so records say exactly what ran.
     scenario_options: dict[str, ScenarioOptionValue] = Field(default_factory=dict)
@@ -110,6 +115,18 @@ class SweepSpec(BaseModel):
             raise ValueError("the open load model needs --rate (requests per second)")
         if self.load_model == "closed" and self.rates:
             raise ValueError("--rate applies to the open load model only (add --load-model open)")
+        if self.load_model == "closed" and (self.arrivals is not None or self.arrival_seed is not None):
+            option = "--arrivals" if self.arrivals is not None else "--arrival-seed"
+            raise ValueError(f"{option} applies to the open load model only (add --load-model open and --rate)")
+        if self.load_model == "open":
+            arrivals = self.arrivals or "poisson"
+            if arrivals == "uniform" and self.arrival_seed is not None:
+                raise ValueError("--arrival-seed applies to --arrivals poisson only (the uniform timetable is fixed)")
+            seed = None  # the uniform timetable has nothing random to seed
+            if arrivals == "poisson":
+                seed = self.arrival_seed if self.arrival_seed is not None else DEFAULT_ARRIVAL_SEED
+            object.__setattr__(self, "arrivals", arrivals)  # frozen model: the defaults are set once, here
+            object.__setattr__(self, "arrival_seed", seed)
         from bench.load import resolve_scenario_options  # noqa: PLC0415 - avoids a cycle at import time
 
         given = {key: _option_text(value) for key, value in self.scenario_options.items()}

@@ -19,7 +19,10 @@ from bench.telemetry_records import Telemetry
 #      Every new field has a default, so a v2 file reads as v3 with only the version changed.
 #   4: robustness and scale-out: PointConfig gains generator_processes, fault and target_url; PointRecord gains
 #      `fault` (what a database fault injected mid-measurement did). Defaults again: v3 reads as v4.
-SCHEMA_VERSION = 4
+#   5: measurement truth: PointConfig (and the run's sweep) gain arrivals and arrival_seed, the open model's arrival
+#      process (Poisson, the new default, or the evenly spread timetable). Open-model records of v4 and before
+#      read as "uniform", which is what they ran; closed-model ones keep None (no timetable).
+SCHEMA_VERSION = 5
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
 PointStatus = Literal["ok", "failed"]
@@ -27,6 +30,9 @@ PointStatus = Literal["ok", "failed"]
 # open: requests start on a timetable at a constant rate whether or not earlier ones have returned; latency
 # counts from each request's intended start, so a stalled server cannot hide its backlog (wrk2's correction).
 LoadModel = Literal["closed", "open"]
+# The open model's arrival process (bench/latency.py): poisson, every layer of users one Poisson stream at the rate;
+# uniform, intended starts evenly spread (k6's and wrk2's constant-arrival-rate style, kept for comparison).
+Arrivals = Literal["poisson", "uniform"]
 ScenarioOptionValue = int | float | str | list[int]
 
 
@@ -58,6 +64,8 @@ class PointConfig(_Record):
     dataset_rows: int
     load_model: LoadModel = "closed"
     rate: float | None = None  # open model: requests started per second by all users together
+    arrivals: Arrivals | None = None  # open model only: how the intended starts are spread
+    arrival_seed: int | None = None  # open model only: the seed of the Poisson schedule
     scenario_options: dict[str, ScenarioOptionValue] = Field(default_factory=dict)  # every option, defaults too
     server_cpus: list[int] | None = None  # CPU pinning (sched_setaffinity); None: not pinned
     generator_cpus: list[int] | None = None

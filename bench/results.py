@@ -226,7 +226,20 @@ def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
         data = dict(data, schema_version=3)  # every field schema 3 added has a default
     if data["schema_version"] == 3:
         data = dict(data, schema_version=4)  # so has every field schema 4 added
+    if data["schema_version"] == 4:
+        data = _upgrade_4_to_5(data)
     return data
+
+
+def _upgrade_4_to_5(data: dict[str, Any]) -> dict[str, Any]:
+    """Open-model runs before schema 5 followed the evenly spread timetable: say so, rather than let the new
+    default (Poisson) describe them. A run's sweep is upgraded too, so `--resume` keeps measuring what it did."""
+    upgraded = dict(data, schema_version=5)
+    for key in ("config", "sweep"):  # a point record's config, a run record's sweep
+        settings = upgraded.get(key)
+        if isinstance(settings, dict) and settings.get("load_model") == "open" and "arrivals" not in settings:
+            upgraded[key] = settings | {"arrivals": "uniform"}
+    return upgraded
 
 
 def _upgrade_1_to_2(data: dict[str, Any]) -> dict[str, Any]:

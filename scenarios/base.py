@@ -9,6 +9,9 @@ written here. Settings arrive through the environment the harness sets (bench/lo
   BENCH_SPAWN_RATE        users started per second at the beginning
   BENCH_LOAD_MODEL        "closed" (each user sends when its last response came back) or "open"
   BENCH_RATE              open model: tasks started per second by all users together
+  BENCH_ARRIVALS          open model: "poisson" (each layer of users one Poisson stream) or "uniform" (evenly
+                          spread starts); see bench.latency
+  BENCH_ARRIVAL_SEED      open model, Poisson arrivals: the schedule's seed (every process draws the same one)
   BENCH_SCENARIO_OPTIONS  the workload's options as JSON (validated by the harness against its OPTIONS)
   BENCH_SUMMARY_PATH      where to write the summary (JSON) when Locust quits
   BENCH_STARTED_PATH      where the process that ends the test writes the epoch second its test started (the
@@ -23,9 +26,10 @@ locust_summary-<process>.json for the harness to merge (histograms add without l
 and its workers with it. In the open model user u of worker w (Locust's worker index, of N workers) takes the
 global timetable index u * N + w, so the processes' users interleave instead of firing together.
 
-Open model (wrk2's constant arrival rate): user u of N starts its k-th task at t0 + u/rate + k*N/rate
-(bench.latency.Timetable), sleeping until then; when it is behind (its previous task took longer than N/rate)
-it starts at once, and the latency counts from the intended start. A task is the scheduled unit: its first
+Open model: user u of N takes arrivals u, u + N, u + 2N, ... of a timetable at `rate` (bench.latency): a seeded
+Poisson stream by default (PoissonTimetable), or evenly spread starts, t0 + u/rate + k*N/rate (Timetable, wrk2's
+and k6's constant arrival rate), sleeping until each; when it is behind (its previous task has not returned) it
+starts at once, and the latency counts from the intended start. A task is the scheduled unit: its first
 request carries the lateness, the task's later requests (the CRUD lifecycle's read, update, delete) are
 measured from when they are sent, since a real client would also send them only after the first returned.
 
@@ -45,7 +49,7 @@ import random
 import resource
 import socket
 import time
-from typing import Any
+from typing import Any, cast
 
 import gevent
 import gevent.event
@@ -53,7 +57,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.latency import Timetable, wait_before
+from bench.latency import DEFAULT_ARRIVAL_SEED, Schedule, open_timetable, wait_before
+from bench.records import Arrivals
 from scenarios.lean_client import LeanHttpUser
 from scenarios.recording import Recorder, never_started_summary
 
@@ -72,9 +77,13 @@ SUMMARY_MESSAGE = "bench_summary"  # worker -> master: the worker's summary
 END_MESSAGE = "bench_end"  # master -> workers: the measured period is over
 # The master waits this long for the workers' summaries after stopping them, then quits with what it has.
 SUMMARIES_WAIT_S = 30.0
+ARRIVALS = cast("Arrivals", os.environ.get("BENCH_ARRIVALS") or "poisson")  # checked below
+ARRIVAL_SEED = int(os.environ.get("BENCH_ARRIVAL_SEED") or DEFAULT_ARRIVAL_SEED)
 OPEN_MODEL = LOAD_MODEL == "open"
 if OPEN_MODEL and not RATE:
     raise SystemExit("the open load model needs BENCH_RATE (tasks per second)")
+if ARRIVALS not in ("poisson", "uniform"):
+    raise SystemExit(f"BENCH_ARRIVALS must be poisson or uniform, not {ARRIVALS!r}")
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +127,7 @@ class ItemUser(LeanHttpUser):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self._index: int | None = None
-        self._timetable: Timetable | None = None
+        self._timetable: Schedule | None = None
         self._slot = 0
         self._due: float | None = None  # intended start of the task under way, until its first request
 
@@ -132,7 +141,15 @@ class ItemUser(LeanHttpUser):
             (runner.worker_index, _workers(self.environment)) if isinstance(runner, WorkerRunner) else (0, 1)
         )
         global_index = self._index * processes + index
-        self._timetable = Timetable(_recorder().started_at, global_index, USERS, RATE)
+        self._timetable = open_timetable(
+            ARRIVALS,
+            _recorder().started_at,
+            global_index,
+            USERS,
+            RATE,
+            horizon_s=WARMUP_S + DURATION_S,  # one block per run: its arrival count is exactly the rate's
+            seed=ARRIVAL_SEED,
+        )
         self._slot = self._timetable.first_slot_at_or_after(time.time())
         self._due = self._timetable.intended_start(self._slot)
         gevent.sleep(wait_before(self._due, time.time()))

@@ -85,6 +85,16 @@ def files(root: Path) -> dict[str, bytes | None]:
         pytest.param(["--load-model", "open", "--rate", "0"], "invalid --rate", id="rate-zero"),
         pytest.param(["--load-model", "open", "--rate", "x"], "invalid --rate", id="rate-word"),
         pytest.param(["--load-model", "open", "--rate", "1e9"], "invalid --rate", id="rate-too-high"),
+        pytest.param(["--arrivals", "poisson"], "--arrivals applies to the open load model only",
+                     id="arrivals-with-closed-model"),
+        pytest.param(["--arrival-seed", "3"], "--arrival-seed applies to the open load model only",
+                     id="arrival-seed-with-closed-model"),
+        pytest.param(["--load-model", "open", "--rate", "10", "--arrivals", "zipf"], "invalid --arrivals",
+                     id="arrivals-unknown"),
+        pytest.param(["--load-model", "open", "--rate", "10", "--arrivals", "uniform", "--arrival-seed", "3"],
+                     "--arrival-seed applies to --arrivals poisson only", id="arrival-seed-with-uniform"),
+        pytest.param(["--load-model", "open", "--rate", "10", "--arrival-seed", "x"], "invalid --arrival-seed",
+                     id="arrival-seed-word"),
         pytest.param(["-O", "nope=1"], "unknown option 'nope' for scenario read_heavy", id="scenario-option-unknown"),
         pytest.param(["--scenario", "io_wait", "-O", "wait_ms=x"], "wait_ms", id="scenario-option-bad-value"),
         pytest.param(["-O", "wait_ms"], "'wait_ms': write KEY=VALUE", id="scenario-option-no-equals"),
@@ -565,6 +575,26 @@ def test_invalid_calibrate_options(tmp_path: Path, args: list[str], expected: st
     results = tmp_path / "results"
     command = ["calibrate", "--users", "1", "--warmup", "0", "--duration", "1", "--rows", "10", *args]
     assert_user_error(bench(*command, "--results-dir", str(results), cwd=tmp_path), expected)
+    assert_nothing_written(results)
+
+
+# ------------------------------------------------------------------------------------------------ bench selftest
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(["--service-ms", "0"], "invalid --service-ms", id="service-ms-zero"),
+        pytest.param(["--service-ms", "5000"], "invalid --service-ms", id="service-ms-too-long"),
+        pytest.param(["--service-ms", "x"], "invalid --service-ms: 'x' is not a number", id="service-ms-word"),
+        pytest.param(["--duration", "1"], "invalid --duration", id="duration-too-short"),
+        pytest.param(["--warmup", "0"], "invalid --warmup", id="warmup-zero"),
+        pytest.param(["--arrival-seed", "-1"], "invalid --arrival-seed", id="arrival-seed-negative"),
+    ],
+)  # fmt: skip
+def test_invalid_selftest_options(tmp_path: Path, args: list[str], expected: str) -> None:
+    results = tmp_path / "results"
+    assert_user_error(bench("selftest", *args, "--results-dir", str(results), cwd=tmp_path), expected)
     assert_nothing_written(results)
 
 

@@ -89,9 +89,10 @@ def test_closed_model_reports_service_time_from_hdr_histograms(memory_url: str, 
     assert (tmp_path / "locust_summary.json").exists() and (tmp_path / "locust.log").exists()
 
 
-def test_open_model_keeps_its_rate_and_corrects_latency(memory_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("arrivals", ["poisson", "uniform"])
+def test_open_model_keeps_its_rate_and_corrects_latency(memory_url: str, tmp_path: Path, arrivals: str) -> None:
     rate = 200.0
-    result = run(memory_url, tmp_path, load_model="open", rate=rate)
+    result = run(memory_url, tmp_path, load_model="open", rate=rate, arrivals=arrivals)
     check_common(result)
     metrics = result.metrics
     assert metrics.load_model == "open" and set(metrics.histograms) == {"service", "corrected"}

@@ -89,3 +89,34 @@ def test_version_1_runs_are_upgraded_on_load(tmp_path: Path) -> None:
     database = run.databases["postgresql"]
     assert (database.label, database.embedded, database.surrogate) == ("PostgreSQL 15", True, False)
     assert database.source == "binaries in /usr/lib/postgresql/15/bin"
+
+
+def test_open_model_records_before_schema_5_read_as_uniform_arrivals(tmp_path: Path) -> None:
+    """They followed the evenly spread timetable; the new default (Poisson) must not describe them."""
+    v4 = _run().model_dump(mode="json") | {"schema_version": 4}
+    v4["sweep"] = {"variants": ["memory"], "load_model": "open", "rates": [100.0]}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "run.json").write_text(json.dumps(v4))
+    run = open_run(tmp_path, "old").load_run()
+    assert run.schema_version == SCHEMA_VERSION and run.sweep["arrivals"] == "uniform"
+    v4["sweep"] = {"variants": ["memory"]}  # closed model: no timetable, nothing to say
+    (tmp_path / "old" / "run.json").write_text(json.dumps(v4))
+    assert "arrivals" not in open_run(tmp_path, "old").load_run().sweep
+
+    folder = open_run(tmp_path, "old")
+    config = {
+        "variant": "memory", "backend": "memory", "backend_label": "in memory", "mode": "async", "driver": "dict",
+        "pooled": False, "scenario": "read_heavy", "pool_size": None, "max_overflow": None, "users": 10,
+        "spawn_rate": 10, "warmup_s": 1, "duration_s": 5, "repeat_index": 1, "pool_timeout_s": 30,
+        "pool_pre_ping": False, "thread_tokens": 40, "workers": 1, "dataset_rows": 100,
+    }  # fmt: skip
+    for load_model, expected in (("open", "uniform"), ("closed", None)):
+        point = {
+            "schema_version": 4, "run_id": "old", "point_id": f"001-{load_model}", "index": 1, "status": "failed",
+            "config": config | {"load_model": load_model, "rate": 100.0 if load_model == "open" else None},
+            "started_at": "2026-01-01T00:00:00+00:00", "finished_at": "2026-01-01T00:00:10+00:00",
+        }  # fmt: skip
+        (tmp_path / "old" / "points").mkdir(exist_ok=True)
+        (tmp_path / "old" / "points" / "001.json").write_text(json.dumps(point))
+        [loaded] = folder.load_points()
+        assert (loaded.config.arrivals, loaded.config.arrival_seed) == (expected, None)
