@@ -82,6 +82,10 @@ def client_options(settings: AppSettings, url: str) -> ClientOptions:
 
     pool_pre_ping has no counterpart: the drivers already check a connection's socket before reusing it once
     it has been idle for a second."""
+    # waitQueueTimeoutMS is what bounds the wait for a connection (pool_timeout_s). It has a price on CPython
+    # 3.11 only: AsyncMongoClient then waits through asyncio.wait_for, a new Task per checkout that has to wait,
+    # so an exhausted pool costs it CPU that the driver's default (no timeout) does not; 3.12's wait_for has no
+    # Task. Kept anyway: without it pool_timeout_s would mean nothing for the MongoDB variants.
     options = ClientOptions(
         minPoolSize=settings.pool_size,
         maxPoolSize=max_connections(settings),
