@@ -9,14 +9,11 @@ same machine copies the latest into its run record.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-from pydantic import ValidationError
 
 from apps.catalog import all_variants
 from bench.cpus import plan_cpus
@@ -24,14 +21,13 @@ from bench.databases.registry import get_backend
 from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.load import LoadError, LoadSettings, run_load
+from bench.measurements import latest_measurement, store_measurement
 from bench.records import Calibration, GeneratorFigures
-from bench.results import write_json
 from bench.server import ServerStartError, run_server
 from bench.urls import check_credentials
 from bench.wrk import run_wrk, wrk_path
 
 CALIBRATION_DIR = "calibration"
-LATEST_FILE = "latest.json"
 
 
 @dataclass(frozen=True)
@@ -140,22 +136,11 @@ def calibrate(options: CalibrateOptions) -> Calibration:
 
 
 def _store(results_dir: Path, calibration: Calibration) -> None:
-    folder = results_dir / CALIBRATION_DIR
-    stamp = calibration.measured_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    data = calibration.model_dump(mode="json")
-    try:
-        write_json(folder / f"{stamp}-{calibration.variant}.json", data)
-        if calibration.variant == "memory" and calibration.rate is None:  # the generator's ceiling
-            write_json(folder / LATEST_FILE, data)
-    except OSError as exc:
-        raise BenchError(f"cannot write {folder}: {exc.strerror or exc}") from None
+    # Only the in-memory closed-loop ceiling is "the generator's ceiling" that later runs carry.
+    latest = calibration.variant == "memory" and calibration.rate is None
+    store_measurement(results_dir / CALIBRATION_DIR, calibration, suffix=f"-{calibration.variant}", latest=latest)
 
 
 def latest_calibration(results_dir: Path, machine: str) -> Calibration | None:
     """The latest ceiling measured on this machine, or None (none made, another machine, unreadable)."""
-    path = results_dir / CALIBRATION_DIR / LATEST_FILE
-    try:
-        calibration = Calibration.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, ValidationError):
-        return None
-    return calibration if calibration.machine == machine else None
+    return latest_measurement(results_dir / CALIBRATION_DIR, Calibration, machine)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import signal
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from types import FrameType
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -28,6 +25,7 @@ from bench.load import LoadError, LoadSettings, RemoteLoad, run_load, test_start
 from bench.overhead import latest_overhead
 from bench.plan import Point, SweepSpec, build_plan
 from bench.probes.sampler import TelemetrySampler
+from bench.processes import sigterm_as_interrupt
 from bench.records import (
     Calibration,
     DatabaseInfo,
@@ -81,20 +79,6 @@ def check_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
         raise BenchError(f"invalid --run-id {run_id!r}: use letters, digits, '.', '_' or '-' (max 80)")
     return run_id
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM takes the same path as Ctrl-C, so every child is stopped and the run is marked incomplete."""
-
-    def _raise(_signum: int, _frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, _raise)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _database_info(database: Database) -> DatabaseInfo:

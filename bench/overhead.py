@@ -12,7 +12,6 @@ whose own ceiling then compresses every ratio towards 1 (the record says which w
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable, Mapping
 from contextlib import ExitStack
@@ -21,22 +20,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError
-
 from apps.catalog import VariantInfo, all_variants
 from bench.databases.backend import Database
 from bench.databases.registry import get_backend
 from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.load import LoadError, LoadSettings, run_load
+from bench.measurements import latest_measurement, store_measurement
 from bench.overhead_records import AppFigures, Generator, OverheadRecord, OverheadRound, VariantOverhead, summarise
-from bench.results import write_json
+from bench.processes import sigterm_as_interrupt
 from bench.server import ServerStartError, run_server
 from bench.urls import check_credentials
 from bench.wrk import WrkResult, run_wrk, wrk_path
 
 OVERHEAD_DIR = "overhead"
-LATEST_FILE = "latest.json"
 YARDSTICKS_DIR = Path(__file__).resolve().parent.parent / "apps" / "yardsticks"
 
 
@@ -93,6 +90,7 @@ def measure_overhead(options: OverheadOptions, on_round: RoundDone | None = None
     environment = collect_environment()
     measured: list[VariantOverhead] = []
     with ExitStack() as stack:
+        stack.enter_context(sigterm_as_interrupt())  # SIGTERM stops every server as Ctrl-C does
         work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-overhead-")))
         databases = _provision(stack, chosen, options, work_dir)
         for info in chosen:
@@ -117,7 +115,7 @@ def measure_overhead(options: OverheadOptions, on_round: RoundDone | None = None
         telemetry=options.telemetry,
         variants=measured,
     )
-    _store(options.results_dir, record)
+    store_measurement(options.results_dir / OVERHEAD_DIR, record)
     return record
 
 
@@ -227,22 +225,6 @@ def _wrk(base_url: str, options: OverheadOptions, seconds: float, work_dir: Path
     )
 
 
-def _store(results_dir: Path, record: OverheadRecord) -> None:
-    folder = results_dir / OVERHEAD_DIR
-    stamp = record.measured_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    data = record.model_dump(mode="json")
-    try:
-        write_json(folder / f"{stamp}.json", data)
-        write_json(folder / LATEST_FILE, data)
-    except OSError as exc:
-        raise BenchError(f"cannot write {folder}: {exc.strerror or exc}") from None
-
-
 def latest_overhead(results_dir: Path, machine: str) -> OverheadRecord | None:
     """The latest `bench overhead` on this machine, or None (none made, another machine, unreadable)."""
-    path = results_dir / OVERHEAD_DIR / LATEST_FILE
-    try:
-        record = OverheadRecord.model_validate(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, ValidationError):
-        return None
-    return record if record.machine == machine else None
+    return latest_measurement(results_dir / OVERHEAD_DIR, OverheadRecord, machine)

@@ -32,11 +32,18 @@ from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.latency import DEFAULT_ARRIVAL_SEED, user_schedules
 from bench.load import LoadError, LoadResult, LoadSettings, run_load
-from bench.orchestrate import sigterm_as_interrupt
-from bench.processes import child_environment, free_port, log_tail, python_executable, start_child, stop_child
+from bench.measurements import store_measurement
+from bench.processes import (
+    child_environment,
+    free_port,
+    log_tail,
+    python_executable,
+    sigterm_as_interrupt,
+    start_child,
+    stop_child,
+)
 from bench.queueing import Prediction, closed_loop, evenly_spread, md1, replay_schedule
 from bench.records import Arrivals, LoadModel
-from bench.results import write_json
 from bench.selftest_records import (
     FIGURES,
     LATENCY_FLOOR_MS,
@@ -51,7 +58,6 @@ from bench.selftest_target import HOST
 from bench.server import fetch_json
 
 SELFTEST_DIR = "selftest"
-LATEST_FILE = "latest.json"
 SCENARIO = "selftest_work"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TARGET_START_TIMEOUT_S = 15.0
@@ -131,7 +137,7 @@ def run_selftest(options: SelftestOptions, on_case: CaseDone | None = None) -> S
         cases=cases,
         passed=all(case.passed for case in cases),
     )
-    _store(options.results_dir, record)
+    store_measurement(options.results_dir / SELFTEST_DIR, record)
     return record
 
 
@@ -293,14 +299,3 @@ def _wait_until_up(process: subprocess.Popen[bytes], base_url: str, log_path: Pa
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             time.sleep(0.05)
     raise BenchError(f"selftest: the target server did not answer within {TARGET_START_TIMEOUT_S:.0f} s")
-
-
-def _store(results_dir: Path, record: SelftestRecord) -> None:
-    folder = results_dir / SELFTEST_DIR
-    stamp = record.measured_at.replace(":", "").replace("-", "").replace("+0000", "Z")
-    data = record.model_dump(mode="json")
-    try:
-        write_json(folder / f"{stamp}.json", data)
-        write_json(folder / LATEST_FILE, data)
-    except OSError as exc:
-        raise BenchError(f"cannot write {folder}: {exc.strerror or exc}") from None

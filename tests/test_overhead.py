@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from bench.overhead_records import AppFigures, OverheadRecord, OverheadRound, summarise
 from tests.test_cli_errors import assert_nothing_written, assert_user_error, bench
+from tests.test_e2e import descendants
 
 
 def _round(number: int, variant_rps: float, yardstick_rps: float, variant_p99: float = 10.0) -> OverheadRound:
@@ -116,3 +122,34 @@ def test_the_report_shows_the_overhead_and_the_findings_name_a_variant_over_budg
 
     unmeasured = findings_markdown(write_standard_run(tmp_path / "other"))
     assert "was not measured on this machine (`bench overhead`)" in unmeasured
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_stops_every_server_and_records_nothing(signal_number: int, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    args = ["overhead", "-v", "memory", "--rounds", "1", "--warmup", "0", "--duration", "30", "--rows", "50"]
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_RESULTS_DIR"}
+    # SIGINT set back to its default: a shell that starts us in the background leaves it ignored.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench", *args, "--generator", "locust", "--results-dir", str(results)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509 - before any thread
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any("uvicorn" in _cmdline(pid) for pid in descendants(process.pid)):
+        assert time.monotonic() < deadline and process.poll() is None, "the app never started"
+        time.sleep(0.1)
+    time.sleep(2)  # the load is under way
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert descendants(process.pid) == set()
+    assert not (results / "overhead" / "latest.json").exists()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
