@@ -70,6 +70,7 @@ def test_the_server_serves_one_request_at_a_time_first_come_first_served(tmp_pat
 
 
 def test_the_server_listens_on_loopback_only_and_is_stopped_whatever_ends_the_block(tmp_path: Path) -> None:
+    before = descendants(os.getpid())  # the session's own servers (PostgreSQL, MariaDB...) are not the target's
     with pytest.raises(RuntimeError, match="boom"), running_target(SERVICE_MS, tmp_path / "target.log") as base_url:
         port = int(base_url.rsplit(":", 1)[1])
         assert base_url.startswith("http://127.0.0.1:")
@@ -79,7 +80,7 @@ def test_the_server_listens_on_loopback_only_and_is_stopped_whatever_ends_the_bl
             if line.split()[3] == "0A" and line.split()[1].endswith(f":{port:04X}")  # 0A: LISTEN
         ]
         assert listening == [f"0100007F:{port:04X}"]  # 127.0.0.1, not 0.0.0.0
-        children = descendants(os.getpid())
+        children = descendants(os.getpid()) - before
         assert children
         with urllib.request.urlopen(f"{base_url}/health", timeout=5) as response:
             assert json.loads(response.read())["service_ms"] == SERVICE_MS
