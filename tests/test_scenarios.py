@@ -187,5 +187,7 @@ def test_ramp_steps_users_up_in_the_open_model_too(memory_url: str, tmp_path: Pa
     users = [sample.users for sample in metrics.timeline]
     assert users == sorted(users) and users[0] == 1 and users[-1] == 3
     # Each user keeps the run's per-user rate (60/3 per s), so the rate steps up with the users.
-    first, last = metrics.timeline[1], metrics.timeline[-1]
-    assert last.requests > 1.5 * first.requests
+    # The busiest second of each step: the run's last sample may be a short stub second on a loaded machine.
+    first = max(sample.requests for sample in metrics.timeline if sample.stage == "step 1")
+    last = max(sample.requests for sample in metrics.timeline if sample.stage == "step 3")
+    assert last > 1.5 * first
