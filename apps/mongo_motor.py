@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
+from fastapi import FastAPI, Request
+from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorCollection, AsyncIOMotorDatabase
 from pymongo import DESCENDING, ReturnDocument
 
 from apps.catalog import VariantSpec
@@ -21,7 +20,6 @@ from apps.contract import (
     WAIT_MS_DEFAULT,
     ItemCreate,
     ItemId,
-    ItemResponse,
     ItemUpdate,
     Limit,
     Offset,
@@ -43,8 +41,11 @@ from apps.mongo_items import (
     WAIT_COLLECTION,
     WAIT_COLLECTION_OPTIONS,
     WAIT_QUERY,
+    Collections,
     Document,
+    ItemDict,
     client_options,
+    collections,
     counter_at_least,
     database_url,
     new_document,
@@ -70,7 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     try:
         with startup_errors(url):
-            app.state.database = await prepare_database(client)
+            app.state.collections = collections(await prepare_database(client))
         yield
     finally:
         client.close()
@@ -89,52 +90,50 @@ async def prepare_database(client: AsyncIOMotorClient[Document]) -> AsyncIOMotor
     return db
 
 
-async def get_database(request: Request) -> AsyncIOMotorDatabase[Document]:
-    db: AsyncIOMotorDatabase[Document] = request.app.state.database
-    return db
+def collections_of(request: Request) -> Collections[AsyncIOMotorCollection[Document]]:
+    """Read from the request rather than through `Depends` (see apps/mongo_items.py `Collections`)."""
+    found: Collections[AsyncIOMotorCollection[Document]] = request.app.state.collections
+    return found
 
 
-DatabaseDep = Annotated[AsyncIOMotorDatabase[Document], Depends(get_database)]
-
-
-async def create_item(db: DatabaseDep, item: ItemCreate) -> ItemResponse:
-    counter = await db[COUNTERS_COLLECTION].find_one_and_update(
+async def create_item(request: Request, item: ItemCreate) -> ItemDict:
+    counter = await collections_of(request).counters.find_one_and_update(
         NEXT_ID_FILTER, NEXT_ID_UPDATE, upsert=True, return_document=ReturnDocument.AFTER
     )
     document = new_document(counter, item)
-    await db[ITEMS_COLLECTION].insert_one(document)
+    await collections_of(request).items.insert_one(document)
     return to_item(document)
 
 
-async def read_item(db: DatabaseDep, item_id: ItemId) -> ItemResponse:
-    return to_item(or_404(await db[ITEMS_COLLECTION].find_one({"_id": item_id})))
+async def read_item(request: Request, item_id: ItemId) -> ItemDict:
+    return to_item(or_404(await collections_of(request).items.find_one({"_id": item_id})))
 
 
-async def read_item_slow(db: DatabaseDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemResponse:
+async def read_item_slow(request: Request, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemDict:
     if wait_ms:  # maxAwaitTimeMS 0 is not "no wait" everywhere
-        cursor = db[WAIT_COLLECTION].find(**WAIT_QUERY).max_await_time_ms(wait_ms)
+        cursor = collections_of(request).waits.find(**WAIT_QUERY).max_await_time_ms(wait_ms)
         try:
             await anext(cursor, None)  # the find: answered at once, leaving the cursor open at the end
             await anext(cursor, None)  # the getMore: the server holds it wait_ms for a document that never comes
         finally:
             await cursor.close()
-    return to_item(or_404(await db[ITEMS_COLLECTION].find_one({"_id": item_id})))
+    return to_item(or_404(await collections_of(request).items.find_one({"_id": item_id})))
 
 
-async def list_items(db: DatabaseDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
-    cursor = db[ITEMS_COLLECTION].find(sort=BY_ID, skip=offset, limit=limit)
+async def list_items(request: Request, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemDict]:
+    cursor = collections_of(request).items.find(sort=BY_ID, skip=offset, limit=limit)
     return [to_item(document) async for document in cursor]
 
 
-async def update_item(db: DatabaseDep, item_id: ItemId, changes: ItemUpdate) -> ItemResponse:
-    document = await db[ITEMS_COLLECTION].find_one_and_update(
+async def update_item(request: Request, item_id: ItemId, changes: ItemUpdate) -> ItemDict:
+    document = await collections_of(request).items.find_one_and_update(
         {"_id": item_id}, set_changes(changes), return_document=ReturnDocument.AFTER
     )
     return to_item(or_404(document))
 
 
-async def delete_item(db: DatabaseDep, item_id: ItemId) -> None:
-    or_404(await db[ITEMS_COLLECTION].find_one_and_delete({"_id": item_id}, projection={"_id": True}))
+async def delete_item(request: Request, item_id: ItemId) -> None:
+    or_404(await collections_of(request).items.find_one_and_delete({"_id": item_id}, projection={"_id": True}))
 
 
 app = create_app(

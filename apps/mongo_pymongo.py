@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from pymongo import DESCENDING, MongoClient, ReturnDocument
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from apps.catalog import VariantSpec
@@ -16,7 +16,6 @@ from apps.contract import (
     WAIT_MS_DEFAULT,
     ItemCreate,
     ItemId,
-    ItemResponse,
     ItemUpdate,
     Limit,
     Offset,
@@ -38,8 +37,11 @@ from apps.mongo_items import (
     WAIT_COLLECTION,
     WAIT_COLLECTION_OPTIONS,
     WAIT_QUERY,
+    Collections,
     Document,
+    ItemDict,
     client_options,
+    collections,
     counter_at_least,
     database_url,
     new_document,
@@ -65,7 +67,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
     try:
         with startup_errors(url):
-            app.state.database = prepare_database(client)
+            app.state.collections = collections(prepare_database(client))
         yield
     finally:
         client.close()
@@ -84,51 +86,47 @@ def prepare_database(client: MongoClient[Document]) -> Database[Document]:
     return db
 
 
-# `async def` although the routes are `def`: it does no I/O, and FastAPI runs a `def` dependency in the thread
-# pool too, which would cost every request a second thread hop.
-async def get_database(request: Request) -> Database[Document]:
-    db: Database[Document] = request.app.state.database
-    return db
+def collections_of(request: Request) -> Collections[Collection[Document]]:
+    """Read from the request rather than through `Depends` (see apps/mongo_items.py `Collections`)."""
+    found: Collections[Collection[Document]] = request.app.state.collections
+    return found
 
 
-DatabaseDep = Annotated[Database[Document], Depends(get_database)]
-
-
-def create_item(db: DatabaseDep, item: ItemCreate) -> ItemResponse:
-    counter = db[COUNTERS_COLLECTION].find_one_and_update(
+def create_item(request: Request, item: ItemCreate) -> ItemDict:
+    counter = collections_of(request).counters.find_one_and_update(
         NEXT_ID_FILTER, NEXT_ID_UPDATE, upsert=True, return_document=ReturnDocument.AFTER
     )
     document = new_document(counter, item)
-    db[ITEMS_COLLECTION].insert_one(document)
+    collections_of(request).items.insert_one(document)
     return to_item(document)
 
 
-def read_item(db: DatabaseDep, item_id: ItemId) -> ItemResponse:
-    return to_item(or_404(db[ITEMS_COLLECTION].find_one({"_id": item_id})))
+def read_item(request: Request, item_id: ItemId) -> ItemDict:
+    return to_item(or_404(collections_of(request).items.find_one({"_id": item_id})))
 
 
-def read_item_slow(db: DatabaseDep, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemResponse:
+def read_item_slow(request: Request, item_id: ItemId, wait_ms: WaitMs = WAIT_MS_DEFAULT) -> ItemDict:
     if wait_ms:  # maxAwaitTimeMS 0 is not "no wait" everywhere
-        with db[WAIT_COLLECTION].find(**WAIT_QUERY).max_await_time_ms(wait_ms) as cursor:
+        with collections_of(request).waits.find(**WAIT_QUERY).max_await_time_ms(wait_ms) as cursor:
             next(cursor, None)  # the find: answered at once, leaving the cursor open at the end
             next(cursor, None)  # the getMore: the server holds it wait_ms for a document that never comes
-    return to_item(or_404(db[ITEMS_COLLECTION].find_one({"_id": item_id})))
+    return to_item(or_404(collections_of(request).items.find_one({"_id": item_id})))
 
 
-def list_items(db: DatabaseDep, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemResponse]:
-    cursor = db[ITEMS_COLLECTION].find(sort=BY_ID, skip=offset, limit=limit)
+def list_items(request: Request, limit: Limit = LIST_LIMIT_DEFAULT, offset: Offset = 0) -> list[ItemDict]:
+    cursor = collections_of(request).items.find(sort=BY_ID, skip=offset, limit=limit)
     return [to_item(document) for document in cursor]
 
 
-def update_item(db: DatabaseDep, item_id: ItemId, changes: ItemUpdate) -> ItemResponse:
-    document = db[ITEMS_COLLECTION].find_one_and_update(
+def update_item(request: Request, item_id: ItemId, changes: ItemUpdate) -> ItemDict:
+    document = collections_of(request).items.find_one_and_update(
         {"_id": item_id}, set_changes(changes), return_document=ReturnDocument.AFTER
     )
     return to_item(or_404(document))
 
 
-def delete_item(db: DatabaseDep, item_id: ItemId) -> None:
-    or_404(db[ITEMS_COLLECTION].find_one_and_delete({"_id": item_id}, projection={"_id": True}))
+def delete_item(request: Request, item_id: ItemId) -> None:
+    or_404(collections_of(request).items.find_one_and_delete({"_id": item_id}, projection={"_id": True}))
 
 
 app = create_app(
