@@ -199,6 +199,33 @@ def test_a_pool_of_one_makes_concurrent_slow_requests_wait(one_connection: TestC
     assert pool["wait_ms"]["max_ms"] >= wait_ms / 2
 
 
+def test_a_wait_beyond_the_pool_timeout_fails_that_request_and_counts_a_timeout(
+    one_connection: TestClient, clean_env: pytest.MonkeyPatch, variant: VariantInfo
+) -> None:
+    """The pool timeout still bounds the wait however each variant implements it (pg_asyncpg's is asyncio.timeout
+    around a plain acquire, not asyncpg's own wait_for)."""
+    clean_env.setenv("BENCH_POOL_TIMEOUT_S", "0.2")
+    # The 500 is what a client sees; TestClient would re-raise the server's exception instead.
+    with TestClient(importlib.import_module(variant.module).app, raise_server_exceptions=False) as started:
+        item = create(started)
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            holder = executor.submit(started.get, f"/items/{item['id']}/slow", params={"wait_ms": 1500})
+            assert eventually(lambda: started.get("/metrics").json()["pool"]["checked_out"] == 1)
+            waited = time.perf_counter()
+            refused = started.get(f"/items/{item['id']}")
+            waited = time.perf_counter() - waited
+            assert holder.result().status_code == 200
+        pool = started.get("/metrics").json()["pool"]
+        # The connection is free again: the next read gets it.
+        assert started.get(f"/items/{item['id']}").status_code == 200
+
+    # PyMongo's retryable reads try the checkout a second time after the first wait-queue timeout.
+    checkouts = 2 if variant.backend == "mongodb" else 1
+    assert refused.status_code == 500, refused.text
+    assert 0.15 * checkouts < waited < 1.4  # gave up at the timeout, not when the connection came back
+    assert pool["timeouts"] == checkouts and pool["waiting"] == 0
+
+
 def lag_added(before: dict[str, Any], after: dict[str, Any]) -> float:
     """The lower edge of the highest lag bucket that gained a value between two snapshots (0: none did)."""
     bounds = [0.0, *before["bounds_ms"]]
