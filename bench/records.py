@@ -21,7 +21,8 @@ from bench.telemetry_records import Telemetry
 #      `fault` (what a database fault injected mid-measurement did). Defaults again: v3 reads as v4.
 #   5: measurement truth: PointConfig (and the run's sweep) gain arrivals and arrival_seed, the open model's arrival
 #      process (Poisson, the new default, or the evenly spread timetable). Open-model records of v4 and before
-#      read as "uniform", which is what they ran; closed-model ones keep None (no timetable).
+#      read as "uniform", which is what they ran; closed-model ones keep None (no timetable). RunRecord gains
+#      `overhead`, the latest `bench overhead` on the machine (None in older files: it was never measured).
 SCHEMA_VERSION = 5
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
