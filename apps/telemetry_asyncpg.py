@@ -41,10 +41,10 @@ def instrumented_acquire(app: FastAPI, pool: asyncpg.Pool) -> Acquire:
 
 async def _checkout(pool: asyncpg.Pool, timeout: float | None) -> PoolConnectionProxy:
     """pool.acquire() bounded by `timeout`, through asyncio.timeout rather than asyncpg's own `timeout=`, which
-    wraps every checkout in asyncio.wait_for: on Python 3.11 a new Task per checkout, which under load (most
-    checkouts then wait) cost the variant ~15 % of its yardstick's throughput, and which the user's plain
-    `pool.acquire()` does not pay. asyncpg's acquire puts the connection back when cancelled, so the two are
-    equivalent; TimeoutError is raised either way. No timer at all when a connected connection is idle."""
+    wraps every checkout in asyncio.wait_for: on Python 3.11 a new Task per checkout that has to wait, which the
+    user's plain `pool.acquire()` does not pay (what that costs under load is below this machine's noise; the
+    variant's remaining gap to its yardstick is not this). asyncpg's acquire puts the connection back when
+    cancelled, so the two are equivalent; TimeoutError is raised either way. No timer when a connection is idle."""
     if timeout is None or pool.get_idle_size():
         return await pool.acquire()
     async with asyncio.timeout(timeout):

@@ -211,9 +211,8 @@ def test_a_wait_beyond_the_pool_timeout_fails_that_request_and_counts_a_timeout(
         with ThreadPoolExecutor(max_workers=1) as executor:
             holder = executor.submit(started.get, f"/items/{item['id']}/slow", params={"wait_ms": 1500})
             assert eventually(lambda: started.get("/metrics").json()["pool"]["checked_out"] == 1)
-            waited = time.perf_counter()
+            # Answered while the holder still has the connection: a 200 here would mean it waited for it.
             refused = started.get(f"/items/{item['id']}")
-            waited = time.perf_counter() - waited
             assert holder.result().status_code == 200
         pool = started.get("/metrics").json()["pool"]
         # The connection is free again: the next read gets it.
@@ -222,7 +221,6 @@ def test_a_wait_beyond_the_pool_timeout_fails_that_request_and_counts_a_timeout(
     # PyMongo's retryable reads try the checkout a second time after the first wait-queue timeout.
     checkouts = 2 if variant.backend == "mongodb" else 1
     assert refused.status_code == 500, refused.text
-    assert 0.15 * checkouts < waited < 1.4  # gave up at the timeout, not when the connection came back
     assert pool["timeouts"] == checkouts and pool["waiting"] == 0
 
 
