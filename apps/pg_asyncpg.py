@@ -33,13 +33,12 @@ from apps.pg_raw import (
     WAIT_IN_DATABASE,
     ItemDict,
     insert_args,
-    postgres_dsn,
     returned,
     update_statement,
 )
 from apps.pooling import max_connections, min_max_pool
 from apps.settings import AppSettings, StartupError
-from apps.sqla import CONNECT_TIMEOUT_S
+from apps.sql_common import CONNECT_TIMEOUT_S, postgres_dsn
 from apps.telemetry_asyncpg import Acquire, instrumented_acquire
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "async", "driver": "asyncpg", "pooled": True}

@@ -34,14 +34,13 @@ from apps.pg_raw import (
     WAIT_IN_DATABASE,
     ItemDict,
     insert_args,
-    postgres_dsn,
     psycopg_options,
     returned,
     update_statement,
 )
 from apps.pooling import max_connections, min_max_pool
 from apps.settings import AppSettings
-from apps.sqla import CONNECT_TIMEOUT_S
+from apps.sql_common import CONNECT_TIMEOUT_S, postgres_dsn
 from apps.telemetry_psycopg import pool_class
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "async", "driver": "psycopg (async)", "pooled": True}

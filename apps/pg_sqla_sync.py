@@ -27,7 +27,8 @@ from apps.contract import (
 from apps.pooling import sqlalchemy_pool
 from apps.schema import ItemRow
 from apps.settings import AppSettings
-from apps.sqla import Driver, apply_update, database_url, db_wait, engine_options, prepare_database, wait_in_database
+from apps.sql_common import Driver
+from apps.sqla import apply_update, database_url, db_wait, engine_options, prepare_database, wait_in_database
 from apps.telemetry_sqla import pool_class
 
 VARIANT: VariantSpec = {"backend": "postgresql", "mode": "sync", "driver": "sqlalchemy+psycopg", "pooled": True}

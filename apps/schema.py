@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Double, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-# Prefixed so that pointing the harness at an existing database never touches a user's own `items` table.
-ITEMS_TABLE = "bench_items"
+# Named in apps/sql_common.py, which the raw-driver variants read without importing SQLAlchemy.
+from apps.sql_common import ITEMS_TABLE
 
 
 class Base(DeclarativeBase):

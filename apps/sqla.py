@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Engine, TextClause, text
 from sqlalchemy.engine import URL, make_url
@@ -17,24 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from apps.contract import ItemUpdate
 from apps.schema import Base, ItemRow
 from apps.settings import AppSettings, StartupError
-
-Driver = Literal["psycopg", "asyncpg", "pymysql", "aiomysql"]
-
-
-class _DriverInfo(NamedTuple):
-    dialect: str  # SQLAlchemy's dialect for it: the `postgresql` of `postgresql+psycopg://`
-    schemes: frozenset[str]  # the URL backends a user may give for it (any `+driver` suffix is swapped)
-    timeout_arg: str  # its connect() argument limiting how long a connection attempt may take
-
-
-_POSTGRESQL = frozenset({"postgresql", "postgres"})
-_MYSQL = frozenset({"mysql", "mariadb"})
-_DRIVERS: dict[str, _DriverInfo] = {
-    "psycopg": _DriverInfo("postgresql", _POSTGRESQL, "connect_timeout"),
-    "asyncpg": _DriverInfo("postgresql", _POSTGRESQL, "timeout"),
-    "pymysql": _DriverInfo("mysql", _MYSQL, "connect_timeout"),
-    "aiomysql": _DriverInfo("mysql", _MYSQL, "connect_timeout"),
-}
+from apps.sql_common import CONNECT_TIMEOUT_S, DRIVERS, SCHEMA_LOCK_KEY, Driver, url_with_driver
 
 # The io_wait route's statement per dialect, and what /health says about it.
 _WAIT_SQL = {"postgresql": "SELECT pg_sleep(:seconds)", "mysql": "SELECT SLEEP(:seconds)"}
@@ -43,10 +26,6 @@ _DB_WAITS = {
     "mysql": "SLEEP() on the server, in the request's session",
 }
 
-# Without a limit an unreachable host makes start-up hang for minutes instead of failing.
-CONNECT_TIMEOUT_S = 10
-# Any constant works: it only has to be the same in every worker that may run create_all at once.
-_SCHEMA_LOCK_KEY = 0x62656E6368
 SCHEMA_LOCK_NAME = "fastapi-db-bench:create-schema"
 _SCHEMA_LOCK_TIMEOUT_S = 30
 
@@ -61,21 +40,15 @@ class EngineOptions(TypedDict):
 
 def database_url(settings: AppSettings, driver: Driver) -> URL:
     """The URL the user gave, with `driver` swapped in whatever driver it named."""
-    info = _DRIVERS[driver]
-    wanted = f"a {info.dialect}:// URL"
-    if settings.database_url is None:
-        raise StartupError(f"BENCH_DATABASE_URL is not set; give it {wanted}")
+    text_url = url_with_driver(settings, driver)
     try:
-        url = make_url(settings.database_url)
+        return make_url(text_url)
     except ArgumentError:
-        raise StartupError(f"BENCH_DATABASE_URL is not a URL; give {wanted}") from None
-    if url.get_backend_name() not in info.schemes:
-        raise StartupError(f"BENCH_DATABASE_URL must be {wanted}, not {url.drivername}://")
-    return url.set(drivername=f"{info.dialect}+{driver}")
+        raise StartupError(f"BENCH_DATABASE_URL is not a URL; give a {DRIVERS[driver].dialect}:// URL") from None
 
 
 def db_wait(driver: Driver) -> str:
-    return _DB_WAITS[_DRIVERS[driver].dialect]
+    return _DB_WAITS[DRIVERS[driver].dialect]
 
 
 def wait_in_database(bind: Engine | Connection, wait_ms: int) -> TextClause:
@@ -84,7 +57,7 @@ def wait_in_database(bind: Engine | Connection, wait_ms: int) -> TextClause:
 
 
 def engine_options(settings: AppSettings, url: URL) -> EngineOptions:
-    timeout_arg = _DRIVERS[url.get_driver_name()].timeout_arg
+    timeout_arg = DRIVERS[url.get_driver_name()].timeout_arg
     return EngineOptions(
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -106,7 +79,7 @@ def prepare_database(connection: Connection) -> None:
 @contextmanager
 def _postgresql_schema_lock(connection: Connection) -> Iterator[None]:
     # Held until the transaction ends, whatever happens in between.
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
     yield
 
 

@@ -23,8 +23,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from apps import sqla
-from apps.schema import ITEMS_TABLE, ItemRow
+from apps.schema import ItemRow
 from apps.settings import StartupError
+from apps.sql_common import ITEMS_TABLE
 from apps.sqla import SCHEMA_LOCK_NAME
 from bench.databases import mysql, mysql_seed, mysql_server
 from bench.databases.backend import Database

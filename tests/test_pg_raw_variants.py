@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from apps.schema import ITEMS_TABLE, Base
+from apps.schema import Base
+from apps.sql_common import ITEMS_TABLE
 from bench.databases.postgres import seed_postgres
 
 RAW_VARIANTS = ["pg_asyncpg", "pg_psycopg_async", "pg_psycopg_sync"]

@@ -11,7 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from apps.schema import ITEMS_TABLE, ItemRow
+from apps.schema import ItemRow
+from apps.sql_common import ITEMS_TABLE
 from bench.databases.pg_seed import DATASET_TABLE, FINGERPRINT_SQL
 from bench.databases.postgres import seed_postgres
 from bench.dataset import seed_items

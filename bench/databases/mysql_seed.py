@@ -20,7 +20,8 @@ from itertools import islice
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
-from apps.schema import ITEMS_TABLE, Base
+from apps.schema import Base
+from apps.sql_common import ITEMS_TABLE
 from bench.databases.backend import SeedResult
 from bench.databases.mysql_connect import error_code, make_engine, reason
 from bench.dataset import seed_items

@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
-from apps.schema import ITEMS_TABLE, Base
+from apps.schema import Base
+from apps.sql_common import ITEMS_TABLE
 from bench.databases.backend import SeedResult
 from bench.databases.pg_connect import CONNECT_TIMEOUT_S, check_url, first_line, libpq_url, psycopg, sql
 from bench.dataset import seed_items
