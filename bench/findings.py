@@ -242,11 +242,18 @@ def _overhead_qualifiers(run: RunRecord, variants: set[str]) -> list[str]:
         return ["- What our own code costs was not measured on this machine (`bench overhead`)."]
     lines = []
     for entry in run.overhead.variants:
-        if entry.variant in variants and not entry.within_budget:
+        if entry.variant in variants and entry.over_budget:
             lines.append(
                 f"- `{entry.variant}` served {entry.requests_ratio.median:.2f}x its yardstick's requests/s "
                 f"(p99 {entry.p99_ratio.median:.2f}x) in `bench overhead`: part of its figures is our code's, not "
                 "the access pattern's."
+            )
+        elif entry.variant in variants and entry.verdict == "unresolved":
+            lines.append(
+                f"- `{entry.variant}` served {entry.requests_ratio.median:.2f}x its yardstick's requests/s "
+                f"(p99 {entry.p99_ratio.median:.2f}x) in `bench overhead`, outside the 5% budget, but the A/A "
+                f"control (a yardstick beside itself) differed as much on this machine (p {entry.control_p:.2f}): "
+                "not resolved."
             )
     return lines
 

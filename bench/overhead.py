@@ -5,9 +5,17 @@ pattern: one `GET /items/{item_id}` route, the same driver, pool settings, table
 contract, telemetry or middleware. Both apps run in turn on the same database, under the same load, in
 interleaved rounds (round 1: variant then yardstick, round 2: yardstick then variant, ...), so that a drift of
 the machine's state hits both alike; a figure is the ratio of the two within a round, and the result is the
-median and range of those ratios over the rounds. The load is wrk (C, a fraction of Locust's CPU per request,
-so the generator is not what limits a 3,000 req/s app on 2 cores) when installed, else our Locust generator,
-whose own ceiling then compresses every ratio towards 1 (the record says which was used).
+median and range of those ratios over the rounds. Rounds run across all variants in turn (round 1 of every
+variant, then round 2, ...), so each variant's rounds are spread over the whole measurement.
+
+The A/A control runs the first variant's yardstick beside itself in the same rounds. On a 2-core machine with
+noisy neighbours identical apps differ by more than the 5% budget (measured: medians of 0.91-1.10 over 5-16
+rounds), so a variant outside the budget is called over it only when a Mann-Whitney test separates its rounds
+from the control's; otherwise it is "unresolved": this many rounds on this machine cannot tell.
+
+The load is wrk (C, a fraction of Locust's CPU per request, so the generator is not what limits a 3,000 req/s
+app on 2 cores) when installed, else our Locust generator, whose own ceiling then compresses every ratio
+towards 1 (the record says which was used).
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median
 from typing import Literal
 
 from apps.catalog import VariantInfo, all_variants
@@ -27,9 +36,20 @@ from bench.environment import collect_environment, machine_label
 from bench.errors import BenchError
 from bench.load import LoadError, LoadSettings, run_load
 from bench.measurements import latest_measurement, store_measurement
-from bench.overhead_records import AppFigures, Generator, OverheadRecord, OverheadRound, VariantOverhead, summarise
+from bench.overhead_records import (
+    P99_RATIO_MAX,
+    REQUESTS_RATIO_MIN,
+    SIGNIFICANCE,
+    AppFigures,
+    Generator,
+    OverheadRecord,
+    OverheadRound,
+    VariantOverhead,
+    summarise,
+)
 from bench.processes import sigterm_as_interrupt
 from bench.server import ServerStartError, run_server
+from bench.stats import mann_whitney_u
 from bench.urls import check_credentials
 from bench.wrk import WrkResult, run_wrk, wrk_path
 
@@ -41,7 +61,7 @@ YARDSTICKS_DIR = Path(__file__).resolve().parent.parent / "apps" / "yardsticks"
 class OverheadOptions:
     results_dir: Path
     variants: list[str] | None = None  # None: every variant that has a yardstick
-    rounds: int = 3
+    rounds: int = 5  # fewer cannot separate a variant from the control at SIGNIFICANCE (5 + 5 can: p >= 0.008)
     connections: int = 32
     warmup_s: float = 3.0
     duration_s: float = 10.0
@@ -49,6 +69,7 @@ class OverheadOptions:
     max_overflow: int = 0
     dataset_rows: int = 10_000
     telemetry: bool = True
+    control: bool = True  # the A/A control: the first variant's yardstick beside itself
     generator: Generator | None = None  # None: wrk when installed, else Locust
     database_urls: Mapping[str, str | None] = field(default_factory=dict)
 
@@ -79,6 +100,7 @@ def choose_generator(requested: Generator | None) -> Generator:
 
 
 RoundDone = Callable[[str, OverheadRound], None]  # told of each round as it ends (the CLI prints progress)
+CONTROL_LABEL = "A/A control"  # what progress and the table call the yardstick measured beside itself
 
 
 def measure_overhead(options: OverheadOptions, on_round: RoundDone | None = None) -> OverheadRecord:
@@ -88,20 +110,30 @@ def measure_overhead(options: OverheadOptions, on_round: RoundDone | None = None
     chosen = chosen_variants(options.variants)
     generator = choose_generator(options.generator)
     environment = collect_environment()
-    measured: list[VariantOverhead] = []
+    # The control is a pair of apps like any other: (name, the variant whose yardstick it runs twice).
+    pairs = [(info.name, info) for info in chosen]
+    if options.control:
+        pairs.insert(0, (CONTROL_LABEL, chosen[0]))
+    rounds: dict[str, list[OverheadRound]] = {name: [] for name, _ in pairs}
     with ExitStack() as stack:
         stack.enter_context(sigterm_as_interrupt())  # SIGTERM stops every server as Ctrl-C does
         work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-overhead-")))
         databases = _provision(stack, chosen, options, work_dir)
-        for info in chosen:
-            database = databases[info.backend]
-            rounds = []
-            for number in range(1, options.rounds + 1):
-                measured_round = _measure_round(info, database, number, options, generator, work_dir)
-                rounds.append(measured_round)
+        for number in range(1, options.rounds + 1):
+            for name, info in pairs:
+                control = name == CONTROL_LABEL
+                measured_round = _measure_round(
+                    info, databases[info.backend], number, options, generator, work_dir, control=control
+                )
+                rounds[name].append(measured_round)
                 if on_round is not None:
-                    on_round(info.name, measured_round)
-            measured.append(summarise(info.name, info.backend, database.label, database.surrogate, rounds))
+                    on_round(name, measured_round)
+    summaries = {
+        name: summarise(info.name, info.backend, databases[info.backend].label, databases[info.backend].surrogate,
+                        rounds[name])
+        for name, info in pairs
+    }  # fmt: skip
+    control_summary = summaries.pop(CONTROL_LABEL, None)
     record = OverheadRecord(
         measured_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine_label(environment),
@@ -113,10 +145,38 @@ def measure_overhead(options: OverheadOptions, on_round: RoundDone | None = None
         max_overflow=options.max_overflow,
         dataset_rows=options.dataset_rows,
         telemetry=options.telemetry,
-        variants=measured,
+        variants=[judged(summary, control_summary) for summary in summaries.values()],
+        control=control_summary,
     )
     store_measurement(options.results_dir / OVERHEAD_DIR, record)
     return record
+
+
+def judged(variant: VariantOverhead, control: VariantOverhead | None) -> VariantOverhead:
+    """The variant with its verdict: ok within the budget; outside it, over only when its rounds are unlike the
+    control's (Mann-Whitney, two-sided, in the direction that misses the budget), else unresolved."""
+    if variant.within_budget:
+        return variant.model_copy(update={"verdict": "ok"})
+    if control is None:
+        return variant.model_copy(update={"verdict": "over"})
+    p_values = []
+    if variant.requests_ratio.median < REQUESTS_RATIO_MIN:
+        p_values.append(
+            _p_worse([r.requests_ratio for r in variant.rounds], [r.requests_ratio for r in control.rounds], lower=True)
+        )
+    if variant.p99_ratio.median > P99_RATIO_MAX:
+        p_values.append(
+            _p_worse([r.p99_ratio for r in variant.rounds], [r.p99_ratio for r in control.rounds], lower=False)
+        )
+    p_value = min(p_values)
+    verdict = "over" if p_value < SIGNIFICANCE else "unresolved"
+    return variant.model_copy(update={"verdict": verdict, "control_p": p_value})
+
+
+def _p_worse(variant: list[float], control: list[float], *, lower: bool) -> float:
+    """The two-sided p-value when the variant's ratios lie on the worse side of the control's; 1 otherwise."""
+    worse = median(variant) < median(control) if lower else median(variant) > median(control)
+    return mann_whitney_u(variant, control)[1] if worse else 1.0
 
 
 def _provision(
@@ -154,13 +214,25 @@ def _app_settings(database: Database, options: OverheadOptions) -> dict[str, str
 
 
 def _measure_round(
-    info: VariantInfo, database: Database, number: int, options: OverheadOptions, generator: Generator, work_dir: Path
+    info: VariantInfo,
+    database: Database,
+    number: int,
+    options: OverheadOptions,
+    generator: Generator,
+    work_dir: Path,
+    *,
+    control: bool = False,
 ) -> OverheadRound:
+    """One variant/yardstick pair; for the control the yardstick takes the variant's place too."""
     # Odd rounds start with the variant, even ones with the yardstick: a drift hits both in turn.
     first: Literal["variant", "yardstick"] = "variant" if number % 2 == 1 else "yardstick"
     order = ("variant", "yardstick") if first == "variant" else ("yardstick", "variant")
-    figures = {app: _measure_app(info, app, database, options, generator, work_dir / f"{info.name}-{number}-{app}")
-               for app in order}  # fmt: skip
+    prefix = f"control-{info.name}" if control else info.name
+    figures = {
+        app: _measure_app(info, "yardstick" if control else app, database, options, generator,
+                          work_dir / f"{prefix}-{number}-{app}")
+        for app in order
+    }  # fmt: skip
     return OverheadRound(round=number, first=first, variant=figures["variant"], yardstick=figures["yardstick"])
 
 

@@ -11,6 +11,14 @@ from pydantic import BaseModel, ConfigDict
 # than this share of its yardstick's requests/s, and its p99 may be no more than this multiple of the yardstick's.
 REQUESTS_RATIO_MIN = 0.95
 P99_RATIO_MAX = 1.10
+# A variant outside the budget is only called over it when its rounds differ from the A/A control's (the
+# yardstick beside itself) at this level (Mann-Whitney, two-sided): on a noisy machine identical apps differ by
+# more than the budget, and a verdict that noise alone can produce is not one.
+SIGNIFICANCE = 0.05
+
+# ok: within the budget; over: outside it, and unlike the control; unresolved: outside it, but within what the
+# control (identical apps) showed, so this many rounds on this machine cannot tell.
+Verdict = Literal["ok", "over", "unresolved"]
 
 Generator = Literal["wrk", "locust"]
 
@@ -68,10 +76,20 @@ class VariantOverhead(_Frozen):
     requests_ratio: Ratio
     p50_ratio: Ratio
     p99_ratio: Ratio
+    # Set when measured beside the A/A control (None in records made before there was one, and on the control
+    # itself): see Verdict. control_p: the Mann-Whitney p-value of the figure(s) outside the budget, against the
+    # control's rounds (the smallest, when both are outside).
+    verdict: Verdict | None = None
+    control_p: float | None = None
 
     @property
     def within_budget(self) -> bool:
         return self.requests_ratio.median >= REQUESTS_RATIO_MIN and self.p99_ratio.median <= P99_RATIO_MAX
+
+    @property
+    def over_budget(self) -> bool:
+        """Outside the budget by more than noise (without a control, as older records were judged: outside it)."""
+        return not self.within_budget if self.verdict is None else self.verdict == "over"
 
     @property
     def errors(self) -> int:
@@ -92,6 +110,9 @@ class OverheadRecord(_Frozen):
     dataset_rows: int
     telemetry: bool
     variants: list[VariantOverhead]
+    # The first variant's yardstick beside itself, in the same interleaved rounds: the ratio identical apps give
+    # on this machine, i.e. the noise floor every other ratio is read against (None: run with --no-control).
+    control: VariantOverhead | None = None
 
 
 def summarise(

@@ -23,7 +23,9 @@ from bench.telemetry_records import Telemetry
 #      process (Poisson, the new default, or the evenly spread timetable). Open-model records of v4 and before
 #      read as "uniform", which is what they ran; closed-model ones keep None (no timetable). RunRecord gains
 #      `overhead`, the latest `bench overhead` on the machine (None in older files: it was never measured).
-SCHEMA_VERSION = 5
+#   6: RunRecord.overhead gains `control`, the A/A control (a yardstick beside itself), and each variant's
+#      `verdict` and `control_p` against it. Defaults (None: judged by the budget alone): v5 reads as v6.
+SCHEMA_VERSION = 6
 
 RunStatus = Literal["running", "complete", "incomplete", "failed"]
 PointStatus = Literal["ok", "failed"]

@@ -460,8 +460,12 @@ def overhead_text(run: RunRecord) -> str:
     overhead = run.overhead
     if overhead is None:
         return "not measured on this machine (`bench overhead` runs each variant beside its yardstick)"
-    over = [v.variant for v in overhead.variants if not v.within_budget]
-    verdict = f"over budget: {', '.join(over)}" if over else "every variant within 5% of its yardstick's req/s"
+    over = [v.variant for v in overhead.variants if v.over_budget]
+    unresolved = [v.variant for v in overhead.variants if v.verdict == "unresolved"]
+    parts = [f"over budget: {', '.join(over)}"] if over else []
+    if unresolved:
+        parts.append(f"outside it by no more than identical apps differ (the A/A control): {', '.join(unresolved)}")
+    verdict = "; ".join(parts) or "every variant within budget (≥ 0.95x its yardstick's req/s, p99 ≤ 1.10x)"
     return f"{verdict} (`bench overhead`, {overhead.measured_at})"
 
 

@@ -228,6 +228,8 @@ def _upgrade(data: dict[str, Any], path: Path) -> dict[str, Any]:
         data = dict(data, schema_version=4)  # so has every field schema 4 added
     if data["schema_version"] == 4:
         data = _upgrade_4_to_5(data)
+    if data["schema_version"] == 5:
+        data = dict(data, schema_version=6)  # every field schema 6 added has a default
     return data
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.overhead_records import AppFigures, OverheadRecord, OverheadRound, summarise
+from bench.overhead import judged
+from bench.overhead_records import AppFigures, OverheadRecord, OverheadRound, VariantOverhead, summarise
 from tests.test_cli_errors import assert_nothing_written, assert_user_error, bench
 from tests.test_e2e import descendants
 
@@ -49,6 +50,56 @@ def test_the_budget_is_095_of_the_requests_and_110_of_the_p99(rounds: list[Overh
     assert summarise("v", "b", "d", False, rounds).within_budget is within
 
 
+def _summary(ratios: list[float], p99_ratios: list[float] | None = None) -> VariantOverhead:
+    p99s = p99_ratios or [1.0] * len(ratios)
+    rounds = [
+        _round(n, ratio * 1000, 1000, p99 * 10)
+        for n, (ratio, p99) in enumerate(zip(ratios, p99s, strict=True), start=1)
+    ]
+    return summarise("pg_asyncpg", "postgresql", "PostgreSQL 15", False, rounds)
+
+
+# Identical apps on a noisy machine: the A/A control's rounds spread by more than the 5% budget.
+NOISY_CONTROL = [0.88, 0.93, 0.99, 1.04, 1.10]
+
+
+@pytest.mark.parametrize(
+    ("ratios", "p99_ratios", "verdict"),
+    [
+        ([0.97, 0.99, 1.00, 1.01, 1.03], None, "ok"),
+        # Every round below every control round: five against five cannot happen by chance (p = 0.008).
+        ([0.70, 0.72, 0.75, 0.80, 0.85], None, "over"),
+        # Below the budget, but the control's identical apps spread as widely: noise cannot be ruled out.
+        ([0.85, 0.90, 0.93, 0.98, 1.05], None, "unresolved"),
+        # The p99 misses the budget and is far above the control's (whose p99 ratios are all 1.0 here).
+        ([1.00] * 5, [1.30, 1.40, 1.35, 1.50, 1.45], "over"),
+    ],
+)
+def test_outside_the_budget_is_over_only_when_unlike_the_aa_control(
+    ratios: list[float], p99_ratios: list[float] | None, verdict: str
+) -> None:
+    control = _summary(NOISY_CONTROL, [0.9, 0.95, 1.0, 1.05, 1.1])
+    result = judged(_summary(ratios, p99_ratios), control)
+    assert result.verdict == verdict
+    assert result.over_budget is (verdict == "over")
+    if verdict != "ok":
+        assert result.control_p is not None and (result.control_p < 0.05) is (verdict == "over")
+
+
+def test_a_variant_better_than_a_slow_control_is_not_over() -> None:
+    # The control ran slow (0.85x: one of the identical apps drew the busier core): a variant at 0.90x is below
+    # the budget but on the good side of the control, so nothing says our code is what costs.
+    result = judged(_summary([0.88, 0.89, 0.90, 0.91, 0.92]), _summary([0.83, 0.84, 0.85, 0.86, 0.87]))
+    assert (result.verdict, result.control_p) == ("unresolved", 1.0)
+
+
+def test_without_a_control_the_budget_alone_decides() -> None:
+    assert judged(_summary([0.90] * 3), None).verdict == "over"
+    assert judged(_summary([0.99] * 3), None).verdict == "ok"
+    # Records made before the control existed carry no verdict: the budget decides for them too.
+    assert _summary([0.90] * 3).over_budget and not _summary([0.99] * 3).over_budget
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -78,6 +129,8 @@ def test_a_real_measurement_prints_the_table_and_records_every_round(generator: 
     assert result.returncode == 0, result.stderr + result.stdout
     assert "memory" in result.stdout and "req/s" in result.stdout
     assert result.stderr.count("memory round") == 2  # progress, one line a round
+    assert result.stderr.count("A/A control round") == 2  # the control, in the same rounds
+    assert "A/A control: memory's yardstick" in result.stdout and "noise floor" in result.stdout
 
     record = OverheadRecord.model_validate(json.loads((results / "overhead" / "latest.json").read_text()))
     assert record.generator == generator
@@ -90,18 +143,23 @@ def test_a_real_measurement_prints_the_table_and_records_every_round(generator: 
     ratios = sorted(r.requests_ratio for r in rounds)
     assert record.variants[0].requests_ratio.low == pytest.approx(ratios[0])
     assert record.variants[0].requests_ratio.high == pytest.approx(ratios[-1])
+    assert record.control is not None and record.control.variant == "memory"
+    assert [r.first for r in record.control.rounds] == ["variant", "yardstick"]
+    assert all(r.variant.requests_per_s > 0 and r.yardstick.requests_per_s > 0 for r in record.control.rounds)
+    assert record.variants[0].verdict in ("ok", "over", "unresolved")
     # The timestamped copy beside latest.json holds the same record.
     assert len(list((results / "overhead").glob("*.json"))) == 2
 
 
-def _record(*entries: tuple[str, float]) -> OverheadRecord:
+def _record(*entries: tuple[str, float], control: VariantOverhead | None = None) -> OverheadRecord:
+    variants = [
+        summarise(name, "postgresql", "PostgreSQL 15", False, [_round(n, ratio * 1000, 1000) for n in (1, 2, 3)])
+        for name, ratio in entries
+    ]
     return OverheadRecord(
         measured_at="2026-01-01T00:00:00+00:00", machine="2 CPUs, Test CPU", generator="wrk", connections=32,
         warmup_s=3, duration_s=10, pool_size=16, max_overflow=0, dataset_rows=10_000, telemetry=True,
-        variants=[
-            summarise(name, "postgresql", "PostgreSQL 15", False, [_round(n, ratio * 1000, 1000) for n in (1, 2, 3)])
-            for name, ratio in entries
-        ],
+        variants=[judged(v, control) for v in variants] if control is not None else variants, control=control,
     )  # fmt: skip
 
 
@@ -119,6 +177,13 @@ def test_the_report_shows_the_overhead_and_the_findings_name_a_variant_over_budg
     page = render_html(make_run(overhead=record), [], [])
     assert "What the harness&#x27;s own code costs" in page or "What the harness's own code costs" in page
     assert "0.80 (.80-.80)" in page and "OVER" in page and "<td>ok</td>" in page
+
+    # Beside a control whose identical apps spread from 0.75x to 1.2x, 0.80x is not told apart from noise.
+    noisy = _record(("pg_sqla_async", 0.80), control=_summary([0.75, 1.0, 1.2]))
+    findings = findings_markdown(write_standard_run(tmp_path / "noisy", overhead=noisy))
+    assert "the A/A control (a yardstick beside itself) differed as much" in findings
+    page = render_html(make_run(overhead=noisy), [], [])
+    assert "A/A control" in page and "noise floor" in page and "noise? p " in page and "<td>OVER" not in page
 
     unmeasured = findings_markdown(write_standard_run(tmp_path / "other"))
     assert "was not measured on this machine (`bench overhead`)" in unmeasured
