@@ -41,7 +41,12 @@ def _verdict(variant: VariantOverhead) -> str:
 
 
 def _p(p_value: float | None) -> str:
-    return "?" if p_value is None else (f"{p_value:.3f}" if p_value < 0.01 else f"{p_value:.2f}").removeprefix("0")
+    """".008", ".42", "1": at most four characters."""
+    if p_value is None:
+        return "?"
+    if p_value >= 0.995:
+        return "1"
+    return (f"{p_value:.3f}" if p_value < 0.01 else f"{p_value:.2f}").removeprefix("0")
 
 
 def _row(v: VariantOverhead, name: str, verdict: str) -> tuple[str, ...]:
