@@ -41,7 +41,7 @@ def _verdict(variant: VariantOverhead) -> str:
 
 
 def _p(p_value: float | None) -> str:
-    """".008", ".42", "1": at most four characters."""
+    """The p-value in at most four characters: .008, .42, 1."""
     if p_value is None:
         return "?"
     if p_value >= 0.995:
