@@ -39,9 +39,9 @@ from starlette.types import Message, Receive, Scope, Send
 from apps import telemetry
 from apps.catalog import VariantSpec
 from apps.guards import BodySizeLimit, method_not_allowed
+from apps.masking import mask_url
 from apps.pooling import DriverPool
 from apps.settings import AppSettings, StartupError, load_settings
-from bench.urls import mask_url
 
 LIST_LIMIT_DEFAULT = 20
 WAIT_MS_DEFAULT = 50

@@ -26,8 +26,8 @@ from apps.contract import (
     create_app,
     or_404,
 )
+from apps.dataset import seed_items
 from apps.settings import AppSettings
-from bench.dataset import seed_items
 
 VARIANT: VariantSpec = {"backend": "memory", "mode": "async", "driver": "dict", "pooled": False}
 

@@ -23,9 +23,9 @@ from pymongo import ASCENDING, CursorType, IndexModel
 from pymongo.errors import CollectionInvalid, OperationFailure, PyMongoError, ServerSelectionTimeoutError
 
 from apps.contract import ItemCreate, ItemUpdate
+from apps.masking import scrub
 from apps.pooling import max_connections
 from apps.settings import AppSettings, StartupError
-from bench.urls import scrub
 
 Document = dict[str, Any]
 # What the routes return; FastAPI validates it against ItemResponse once, as it does the SQL variants' rows.

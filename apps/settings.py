@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bench.dataset import DEFAULT_ROWS
+from apps.dataset import DEFAULT_ROWS
 
 ENV_PREFIX = "BENCH_"
 

@@ -24,6 +24,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from apps.catalog import all_variants
+from apps.masking import mask_url
 from bench.config import OPTION_NAMES, build_spec, parse_scenario_options
 from bench.errors import BenchError
 from bench.load import SCENARIOS_DIR, available_scenarios, get_scenario, scenario_option_defaults
@@ -33,7 +34,6 @@ from bench.records import PointRecord
 from bench.remote_workers import parse_master, run_worker
 from bench.results import RunFolder, list_runs, open_run, report_writes
 from bench.slo import parse_slo
-from bench.urls import mask_url
 
 if TYPE_CHECKING:  # imported where used: they would slow every `bench ...` for one command
     from bench.selftest import SelftestOptions

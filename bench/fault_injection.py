@@ -13,10 +13,10 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from apps.masking import mask_url
 from bench.databases.backend import ServerControl
 from bench.errors import BenchError
 from bench.faults import FaultSpec, FaultTimes
-from bench.urls import mask_url
 
 _POLL_S = 0.05
 

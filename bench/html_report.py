@@ -11,6 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from apps.masking import mask_url
 from bench.environment import machine_label
 from bench.fault_report import EXPLANATION as FAULT_EXPLANATION
 from bench.fault_report import HEADERS as FAULT_HEADERS
@@ -20,7 +21,6 @@ from bench.overhead_report import overhead_html
 from bench.records import PointRecord, RunRecord
 from bench.report import Cell, aggregate, load_model_caption
 from bench.results import RunFolder, write_atomic
-from bench.urls import mask_url
 
 HTML_FILE = "index.html"
 _IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"}

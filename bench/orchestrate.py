@@ -12,6 +12,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
+from apps.masking import mask_url
 from bench.calibrate import latest_calibration
 from bench.cpus import CpuPlan, plan_cpus
 from bench.databases.backend import Backend, Database
@@ -43,7 +44,7 @@ from bench.server import ServerStartError, run_server
 from bench.stats import group_repeats
 from bench.target import Target, describe_target, remote_server, sweep_on_target, unobserved_database
 from bench.telemetry_records import Telemetry
-from bench.urls import check_credentials, mask_url
+from bench.urls import check_credentials
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$")
 

@@ -9,7 +9,7 @@ from typing import Annotated, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from apps.catalog import VariantInfo, all_variants
-from bench.dataset import DEFAULT_ROWS
+from apps.dataset import DEFAULT_ROWS
 from bench.faults import FaultSpec, check_fits, parse_fault
 from bench.latency import DEFAULT_ARRIVAL_SEED
 from bench.records import Arrivals, LoadModel, ScenarioOptionValue

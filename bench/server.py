@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from apps.masking import mask_url
 from bench.processes import child_environment, free_port, log_tail, python_executable, start_child, stop_child
-from bench.urls import mask_url
 
 HOST = "127.0.0.1"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

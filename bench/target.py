@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from apps.catalog import all_variants
+from apps.masking import mask_url
 from bench.databases.backend import Database
 from bench.errors import BenchError
 from bench.server import RunningServer, fetch_json
-from bench.urls import mask_url
 
 if TYPE_CHECKING:
     from bench.plan import SweepSpec  # bench.plan imports this module

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 
 from apps.catalog import VariantInfo, all_variants
 from apps.contract import BIGINT_MAX, BODY_BYTES_MAX, INTEGER_MAX, ITEM_NOT_FOUND, LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX
+from apps.dataset import seed_items
+from apps.masking import mask_url
 from apps.settings import StartupError
-from bench.dataset import seed_items
-from bench.urls import mask_url
 from tests.backends.memory import FAKE_URL
 from tests.conftest import BACKENDS_WITH_FIXTURES
 

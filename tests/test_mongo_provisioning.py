@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pymongo import MongoClient
 
+from apps.dataset import seed_items
 from apps.mongo_items import COUNTERS_COLLECTION, ITEMS_COLLECTION
 from bench.databases.backend import Database
 from bench.databases.mongo import (
@@ -42,7 +43,6 @@ from bench.databases.mongo_server import (
 )
 from bench.databases.registry import get_backend
 from bench.databases.workdirs import OWNER_FILE, process_start_time
-from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port
 

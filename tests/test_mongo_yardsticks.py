@@ -15,8 +15,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from apps.dataset import seed_items
 from bench.databases.mongo import seed_mongo
-from bench.dataset import seed_items
 from bench.processes import free_port, log_tail, start_child, stop_child
 
 YARDSTICKS = ["mongo_pymongo", "mongo_pymongo_async", "mongo_motor", "mongo_blocking"]

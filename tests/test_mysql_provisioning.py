@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
 from apps import sqla
+from apps.dataset import seed_items
+from apps.masking import mask_url
 from apps.schema import ItemRow
 from apps.settings import StartupError
 from apps.sql_common import ITEMS_TABLE
@@ -56,10 +58,8 @@ from bench.databases.mysql_server import (
 )
 from bench.databases.registry import get_backend
 from bench.databases.workdirs import OWNER_FILE, process_start_time
-from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port
-from bench.urls import mask_url
 from tests.backends.mysql import CONNECTIONS_NEEDED
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -549,7 +549,7 @@ def test_any_change_is_noticed_and_the_dataset_restored(url: str, tamper: str) -
 
 
 def test_data_from_another_generator_is_reseeded_even_with_a_matching_fingerprint(url: str) -> None:
-    # As if bench.dataset changed since the last seed: consistent bookkeeping, but not today's rows.
+    # As if apps.dataset changed since the last seed: consistent bookkeeping, but not today's rows.
     seed_mysql(url, ROWS)
     _execute(
         url,

@@ -11,11 +11,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from apps.dataset import seed_items
 from apps.schema import ItemRow
 from apps.sql_common import ITEMS_TABLE
 from bench.databases.pg_seed import DATASET_TABLE, FINGERPRINT_SQL
 from bench.databases.postgres import seed_postgres
-from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port
 
@@ -101,7 +101,7 @@ def test_any_change_is_noticed_and_the_dataset_restored(url: str, tamper: str) -
 
 
 def test_data_from_another_generator_is_reseeded_even_with_a_matching_fingerprint(url: str) -> None:
-    # As if bench.dataset changed since the last seed: consistent bookkeeping, but not today's rows.
+    # As if apps.dataset changed since the last seed: consistent bookkeeping, but not today's rows.
     seed_postgres(url, ROWS)
     _execute(url, f"UPDATE {ITEMS_TABLE} SET quantity = quantity + 1 WHERE id = 1")
     _execute(url, f"DELETE FROM {DATASET_TABLE}")

@@ -16,6 +16,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from apps.dataset import seed_items
 from apps.redis_items import NEXT_ID_KEY, ORDER_KEY, item_key
 from bench.databases.backend import Database
 from bench.databases.redis import CONNECTION_HEADROOM, DATASET_KEY, LOCAL_DATABASE, provision_redis, seed_redis
@@ -26,7 +27,6 @@ from bench.databases.redis_server import (
     server_arguments,
 )
 from bench.databases.workdirs import OWNER_FILE
-from bench.dataset import seed_items
 from bench.errors import BenchError
 from bench.processes import free_port
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.urls import mask_url, scrub
+from apps.masking import mask_url, scrub
 
 
 @pytest.mark.parametrize(

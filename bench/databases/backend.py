@@ -67,5 +67,5 @@ class Backend(Protocol):
         ...
 
     def seed(self, database: Database, rows: int) -> SeedResult | None:
-        """Put `bench.dataset.seed_items(rows)` in place, idempotently; None when the app seeds itself."""
+        """Put `apps.dataset.seed_items(rows)` in place, idempotently; None when the app seeds itself."""
         ...

@@ -1,7 +1,7 @@
 """MongoDB for a run: a given server (checked for room for the pools), a local mongod on the default port, or
 the secantusdb surrogate started as a child process (labelled a surrogate everywhere); and seeding it.
 
-Seeding is idempotent: `bench_dataset` holds the row count and a digest of what `bench.dataset` generates; the
+Seeding is idempotent: `bench_dataset` holds the row count and a digest of what `apps.dataset` generates; the
 collection is reused when the digest of its documents (in `_id` order) is that digest, else it is rebuilt.
 """
 
@@ -20,6 +20,8 @@ from pymongo import MongoClient
 from pymongo.database import Database as MongoDatabase
 from pymongo.errors import OperationFailure, PyMongoError
 
+from apps.dataset import SeedItem, seed_items
+from apps.masking import scrub
 from apps.mongo_items import (
     BY_ID,
     COUNTERS_COLLECTION,
@@ -33,9 +35,7 @@ from apps.mongo_items import (
 )
 from bench.databases.backend import Database, SeedResult
 from bench.databases.mongo_server import MAX_CONNECTIONS, answers_ping, locate_surrogate, run_surrogate
-from bench.dataset import SeedItem, seed_items
 from bench.errors import BenchError
-from bench.urls import scrub
 
 __all__ = ["MongoBackend", "MongoServer", "NoMongoServerError", "provision_mongo", "seed_mongo"]
 
@@ -215,7 +215,7 @@ def check_capacity(facts: ServerFacts, url: str, needed: int) -> None:
 
 
 def seed_mongo(url: str, rows: int) -> SeedResult:
-    """Make `bench_items` hold exactly `bench.dataset.seed_items(rows)`, with the id counter at `rows`."""
+    """Make `bench_items` hold exactly `apps.dataset.seed_items(rows)`, with the id counter at `rows`."""
     started = time.perf_counter()
     with _connect(url) as client:
         try:

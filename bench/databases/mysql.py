@@ -15,12 +15,12 @@ from pathlib import Path
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from apps.masking import scrub
 from bench.databases.backend import Database, SeedResult, ServerControl
 from bench.databases.mysql_connect import connect, make_engine, reason
 from bench.databases.mysql_seed import seed_mysql
 from bench.databases.mysql_server import MysqlBinaries, locate_binaries, throwaway_server
 from bench.errors import BenchError
-from bench.urls import scrub
 
 __all__ = [
     "MysqlBackend",

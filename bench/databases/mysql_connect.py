@@ -12,8 +12,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
+from apps.masking import scrub
 from bench.errors import BenchError
-from bench.urls import scrub
 
 CONNECT_TIMEOUT_S = 5
 CHECK_READ_TIMEOUT_S = 10  # connect()'s connections only run short checks (versions, settings, grants)

@@ -2,7 +2,7 @@
 
 `bench_dataset` remembers how many rows were seeded and a fingerprint of the table computed by the server
 right after seeding. A later call reuses the table when the row count, that fingerprint and the first rows
-(compared with what `bench.dataset` generates now) all still match; anything else reseeds from scratch.
+(compared with what `apps.dataset` generates now) all still match; anything else reseeds from scratch.
 
 MySQL commits implicitly around DDL, so a reseed cannot be one transaction as on PostgreSQL: the bookkeeping
 row is deleted first, TRUNCATE empties the table (and resets AUTO_INCREMENT), then the rows and the new
@@ -20,13 +20,13 @@ from itertools import islice
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from apps.dataset import seed_items
+from apps.masking import scrub
 from apps.schema import Base
 from apps.sql_common import ITEMS_TABLE
 from bench.databases.backend import SeedResult
 from bench.databases.mysql_connect import error_code, make_engine, reason
-from bench.dataset import seed_items
 from bench.errors import BenchError
-from bench.urls import scrub
 
 DATASET_TABLE = "bench_dataset"
 # Rows compared one by one with the generator, so a changed generator is noticed without reading it all.
@@ -49,7 +49,7 @@ FINGERPRINT_SQL = f"""
 
 
 def seed_mysql(url: str, rows: int) -> SeedResult:
-    """Make `bench_items` hold exactly `bench.dataset.seed_items(rows)`, with AUTO_INCREMENT at rows + 1."""
+    """Make `bench_items` hold exactly `apps.dataset.seed_items(rows)`, with AUTO_INCREMENT at rows + 1."""
     started = time.perf_counter()
     engine = make_engine(url)
     try:

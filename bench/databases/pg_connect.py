@@ -6,8 +6,8 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
+from apps.masking import scrub
 from bench.errors import BenchError
-from bench.urls import scrub
 
 # The other PostgreSQL modules import psycopg from here (see __all__), so a missing extra is a BenchError.
 try:

@@ -2,7 +2,7 @@
 
 `bench_dataset` remembers how many rows were seeded and an md5 of the table contents computed by the server
 right after seeding. A later call reuses the table when the row count, that fingerprint and the first rows
-(compared with what `bench.dataset` generates now) all still match; anything else reseeds from scratch.
+(compared with what `apps.dataset` generates now) all still match; anything else reseeds from scratch.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import NullPool
 
+from apps.dataset import seed_items
+from apps.masking import scrub
 from apps.schema import Base
 from apps.sql_common import ITEMS_TABLE
 from bench.databases.backend import SeedResult
 from bench.databases.pg_connect import CONNECT_TIMEOUT_S, check_url, first_line, libpq_url, psycopg, sql
-from bench.dataset import seed_items
 from bench.errors import BenchError
-from bench.urls import scrub
 
 DATASET_TABLE = "bench_dataset"
 # Rows compared one by one with the generator, so a changed generator is noticed without reading it all.
@@ -40,7 +40,7 @@ FINGERPRINT_SQL = f"""
 
 
 def seed_postgres(url: str, rows: int) -> SeedResult:
-    """Make `bench_items` hold exactly `bench.dataset.seed_items(rows)`, with the id sequence at rows + 1."""
+    """Make `bench_items` hold exactly `apps.dataset.seed_items(rows)`, with the id sequence at rows + 1."""
     started = time.perf_counter()
     check_url(url)
     try:

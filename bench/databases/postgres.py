@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+from apps.masking import scrub
 from bench.databases.backend import Database, SeedResult, ServerControl
 from bench.databases.pg_binaries import ServerBinaries, copy_wheel_binaries, locate_server_binaries, server_user
 from bench.databases.pg_cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
@@ -26,7 +27,6 @@ from bench.databases.server_control import RestartableServer
 from bench.databases.server_log import ServerLog
 from bench.databases.server_user import ServerUser, reachable_by
 from bench.errors import BenchError
-from bench.urls import scrub
 
 __all__ = ["PostgresServer", "SeedResult", "provision_postgres", "seed_postgres"]
 

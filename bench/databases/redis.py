@@ -6,7 +6,7 @@ that wants a password, or has fewer databases, does not answer there); else it s
 `redis-server` (bench/databases/redis_server.py). Wherever it is, the harness only ever writes `bench:*` keys.
 
 Seeding is idempotent: `bench:dataset` holds the row count and a fingerprint of the dataset, computed from
-`bench.dataset` in the same form a Lua script computes it from what the server holds. The dataset is reused
+`apps.dataset` in the same form a Lua script computes it from what the server holds. The dataset is reused
 when the stored and recomputed fingerprints both match the generator's; anything else reseeds from scratch.
 """
 
@@ -24,12 +24,12 @@ from urllib.parse import urlsplit
 
 import redis
 
+from apps.dataset import SeedItem, seed_items
+from apps.masking import scrub
 from apps.redis_items import ITEM_KEY_PREFIX, NEXT_ID_KEY, ORDER_KEY, URL_SCHEMES, item_hash, item_key
 from bench.databases.backend import Database, SeedResult
 from bench.databases.redis_server import throwaway_redis
-from bench.dataset import SeedItem, seed_items
 from bench.errors import BenchError
-from bench.urls import scrub
 
 DEFAULT_PORT = 6379
 LOCAL_DATABASE = 15
@@ -193,7 +193,7 @@ def _first_line(error: BaseException) -> str:
 
 
 def seed_redis(url: str, rows: int) -> SeedResult:
-    """Make the `bench:*` keys hold exactly `bench.dataset.seed_items(rows)`, with ids continuing at rows + 1."""
+    """Make the `bench:*` keys hold exactly `apps.dataset.seed_items(rows)`, with ids continuing at rows + 1."""
     started = time.perf_counter()
     expected = expected_fingerprint(rows)
     with _client(url) as client:

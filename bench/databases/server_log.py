@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from bench.urls import mask_url
+from apps.masking import mask_url
 
 _MAX_READ_BYTES = 65_536  # the telling line is near the end; a log_path shared by many runs can grow large
 

@@ -8,8 +8,8 @@ import urllib.request
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from apps.masking import mask_url
 from bench.probes.histogram import Histogram
-from bench.urls import mask_url
 
 FETCH_TIMEOUT_S = 10.0  # a blocked event loop serves /metrics only after the requests queued before it;
 # waiting this long still gets the blocking variants' counters (their lag is the point), and a sample that takes

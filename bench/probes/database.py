@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from apps.masking import scrub as scrub_password
 from bench.databases.backend import Database
 from bench.errors import BenchError
-from bench.urls import scrub as scrub_password
 
 CONNECT_TIMEOUT_S = 2  # libpq rounds anything below 2 s up to 2 s; the other drivers use the same
 QUERY_TIMEOUT_S = 0.5  # one sample's query: a probe that waits longer is skipped, not waited for

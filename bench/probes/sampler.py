@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from types import TracebackType
 
+from apps.masking import mask_url
 from bench.databases.backend import Database
 from bench.probes.app import AppProbeError, MetricsDocument, fetch_metrics, metrics_url
 from bench.probes.database import (
@@ -24,7 +25,6 @@ from bench.probes.database import (
 )
 from bench.probes.summary import Tick, summarise_ticks
 from bench.telemetry_records import Telemetry
-from bench.urls import mask_url
 
 DEFAULT_INTERVAL_S = 1.0
 # A database that fails this many samples in a row is left alone for the rest of the point: a probe that keeps
