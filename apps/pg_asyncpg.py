@@ -65,7 +65,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             for statement in PREPARE_DATABASE:
                 await conn.execute(statement)
         app.state.pool = pool
-        app.state.acquire = instrumented_acquire(app, pool)
+        app.state.acquire = instrumented_acquire(app, pool, settings.pool_timeout_s)
         yield
     finally:
         await pool.close()
@@ -78,9 +78,8 @@ async def ping(conn: PoolConnectionProxy) -> None:
 
 
 async def get_connection(request: Request) -> AsyncIterator[PoolConnectionProxy]:
-    acquire: Acquire = request.app.state.acquire  # pool.acquire, timed when /metrics telemetry is on
-    settings: AppSettings = request.app.state.settings
-    async with acquire(timeout=settings.pool_timeout_s) as conn:
+    acquire: Acquire = request.app.state.acquire  # pool.acquire with the pool timeout, timed for /metrics
+    async with acquire() as conn:
         yield conn
 
 
