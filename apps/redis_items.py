@@ -5,7 +5,7 @@ price as `repr(float)` (which reads back as exactly the same float), quantity as
 description is a missing field, so it stays distinct from "". `bench:items` is a sorted set of the ids
 (score = id) that gives listing its order, and `bench:item:next_id` is the counter INCR hands ids out from.
 Every write is atomic: create and delete are MULTI/EXEC transactions, update is UPDATE_ITEM_LUA. The harness
-seeds the same keys (bench/databases/redis.py).
+seeds the same keys (bench/databases/redis/backend.py).
 
 GET /items/{item_id}/slow sends `XREAD BLOCK wait_ms STREAMS bench:wait:never $` and then the HGETALL in one
 pipeline, so both run on one pooled connection: Redis parks that connection on a stream nothing ever writes

@@ -1,5 +1,5 @@
 """`python -m bench` runs the same CLI as the `bench` console script."""
 
-from bench.cli import main
+from bench.cli.app import main
 
 main()

@@ -1,7 +1,7 @@
 """Shared base for every workload: the item payloads and ids, the load model, and the recording of every request.
 
 This folder is the only place that imports locust (and so gevent); the harness only reads the JSON summary
-written here. Settings arrive through the environment the harness sets (bench/load.py):
+written here. Settings arrive through the environment the harness sets (bench/measure/load.py):
   BENCH_DATASET_ROWS      ids 1..N exist in the seeded dataset
   BENCH_WARMUP_S          seconds of warm-up: recorded, but apart from the measured period
   BENCH_DURATION_S        seconds measured after the warm-up (load shapes plan their stages over it)
@@ -10,7 +10,7 @@ written here. Settings arrive through the environment the harness sets (bench/lo
   BENCH_LOAD_MODEL        "closed" (each user sends when its last response came back) or "open"
   BENCH_RATE              open model: tasks started per second by all users together
   BENCH_ARRIVALS          open model: "poisson" (each layer of users one Poisson stream) or "uniform" (evenly
-                          spread starts); see bench.latency
+                          spread starts); see bench.records.latency
   BENCH_ARRIVAL_SEED      open model, Poisson arrivals: the schedule's seed (every process draws the same one)
   BENCH_SCENARIO_OPTIONS  the workload's options as JSON (validated by the harness against its OPTIONS)
   BENCH_SUMMARY_PATH      where to write the summary (JSON) when Locust quits
@@ -26,7 +26,7 @@ locust_summary-<process>.json for the harness to merge (histograms add without l
 and its workers with it. In the open model user u of worker w (Locust's worker index, of N workers) takes the
 global timetable index u * N + w, so the processes' users interleave instead of firing together.
 
-Open model: user u of N takes arrivals u, u + N, u + 2N, ... of a timetable at `rate` (bench.latency): a seeded
+Open model: user u of N takes arrivals u, u + N, u + 2N, ... of a timetable at `rate` (bench.records.latency): a seeded
 Poisson stream by default (PoissonTimetable), or evenly spread starts, t0 + u/rate + k*N/rate (Timetable, wrk2's
 and k6's constant arrival rate), sleeping until each; when it is behind (its previous task has not returned) it
 starts at once, and the latency counts from the intended start. A task is the scheduled unit: its first
@@ -57,8 +57,8 @@ from locust import events
 from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
-from bench.latency import DEFAULT_ARRIVAL_SEED, Schedule, open_timetable, wait_before
-from bench.records import Arrivals
+from bench.records.latency import DEFAULT_ARRIVAL_SEED, Schedule, open_timetable, wait_before
+from bench.records.schema import Arrivals
 from scenarios.lean_client import LeanHttpUser
 from scenarios.recording import Recorder, never_started_summary
 

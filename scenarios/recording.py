@@ -1,7 +1,7 @@
 """What the load generator saw: every request in HDR histograms per phase and kind, per endpoint, per second.
 
 No locust or gevent here: scenarios/base.py feeds it from Locust's request event and a one-second ticker,
-and asks it for the summary the harness reads (bench/load.py's LocustSummary is the other side of that file).
+and asks it for the summary the harness reads (bench/measure/load.py's LocustSummary is the other side of that file).
 
 Phases: "warmup" from the test start until BENCH_WARMUP_S, then "measure" until the test stops; requests that
 complete while Locust stops its users are not recorded (they belong to neither period). Kinds: "service"
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bench.latency import (
+from bench.records.latency import (
     LATE_AFTER_MS,
     OUTCOME_BUCKET_S,
     LatencyCounts,
@@ -111,7 +111,7 @@ class Recorder:
         self._second = _Second()
         self._second_index = 0
         # Requests by completion time in OUTCOME_BUCKET_S slices from started_at: fine enough to time a recovery
-        # after a database fault (bench/faults.py), cheap enough to keep always (two list updates a request).
+        # after a database fault (bench/plan/faults.py), cheap enough to keep always (two list updates a request).
         self.ok_by_bucket: list[int] = []
         self.failed_by_bucket: list[int] = []
         self.cpu_started: float | None = None

@@ -1,4 +1,4 @@
-"""Selftest: GET /work on bench's known-answer server (bench/selftest_target.py); not a workload of `bench run`."""
+"""Selftest: GET /work on bench's known-answer server (bench/measure/selftest_target); not a workload of `bench run`."""
 
 from __future__ import annotations
 

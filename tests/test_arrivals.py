@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import build_spec
-from bench.errors import BenchError
-from bench.latency import (
+from bench.plan.config import build_spec
+from bench.plan.points import SweepSpec
+from bench.records.errors import BenchError
+from bench.records.latency import (
     DEFAULT_ARRIVAL_SEED,
     PoissonTimetable,
     Timetable,
@@ -23,7 +24,6 @@ from bench.latency import (
     open_timetable,
     poisson_block,
 )
-from bench.plan import SweepSpec
 from tests.test_e2e import bench_argv, clean_env
 
 USERS, RATE, HORIZON_S = 100, 50.0, 60.0  # 3,000 arrivals in one block
@@ -93,7 +93,7 @@ def test_the_schedule_depends_on_the_seed_only() -> None:
 
 def test_every_process_draws_the_same_blocks() -> None:
     """Locust's workers are separate interpreters, each with its own hash seed: the blocks must not depend on it."""
-    code = "from bench.latency import poisson_block; print(repr(poisson_block(5, 0, 2, 10, 3.0)))"
+    code = "from bench.records.latency import poisson_block; print(repr(poisson_block(5, 0, 2, 10, 3.0)))"
     printed = {
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=clean_env(PYTHONHASHSEED=h)

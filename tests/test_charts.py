@@ -12,11 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.charts import draw_catalogue
-from bench.charts.ratio import driver_library, sync_async_pairs
-from bench.charts.timeseries import MAX_ALL_POINTS, timeline_points
-from bench.latency import encode, histogram_of
-from bench.records import (
+from bench.records.latency import encode, histogram_of
+from bench.records.run_folder import RunFolder, create_run_folder
+from bench.records.schema import (
     LatencySummary,
     PointConfig,
     PointMetrics,
@@ -24,8 +22,10 @@ from bench.records import (
     RunRecord,
     TimelineSample,
 )
-from bench.results import RunFolder, create_run_folder
-from bench.telemetry_records import AppTelemetry, Telemetry, TelemetrySample
+from bench.records.telemetry import AppTelemetry, Telemetry, TelemetrySample
+from bench.report.charts import draw_catalogue
+from bench.report.charts.ratio import driver_library, sync_async_pairs
+from bench.report.charts.timeseries import MAX_ALL_POINTS, timeline_points
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ENVIRONMENT = {"cpu_count": 2, "cpu_model": "Test CPU 9000", "memory_total_bytes": 8 * 2**30}

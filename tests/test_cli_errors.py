@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.plan import SweepSpec
-from bench.records import SCHEMA_VERSION, PointConfig, PointMetrics, PointRecord, RunRecord
+from bench.plan.points import SweepSpec
+from bench.records.schema import SCHEMA_VERSION, PointConfig, PointMetrics, PointRecord, RunRecord
 
 # Added to `run` cases: should validation ever let a case through, it measures the in-memory variant for a
 # second instead of starting databases, and the test fails fast.

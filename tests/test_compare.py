@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.compare import (
+from bench.analysis.compare import (
     all_without_enough_repeats,
     compare_metric,
     compare_runs,
@@ -20,11 +20,11 @@ from bench.compare import (
     smallest_p_value,
     write_comparison,
 )
-from bench.errors import BenchError
-from bench.records import DatabaseInfo, PointConfig, PointMetrics, PointRecord, RunRecord
-from bench.results import RunFolder, create_run_folder
-from bench.show import comparison_table
-from bench.stats import mann_whitney_u
+from bench.records.errors import BenchError
+from bench.records.run_folder import RunFolder, create_run_folder
+from bench.records.schema import DatabaseInfo, PointConfig, PointMetrics, PointRecord, RunRecord
+from bench.records.stats import mann_whitney_u
+from bench.report.show import comparison_table
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 THROUGHPUT = [1000.0, 1012.0, 991.0, 1006.0, 996.0]  # five repeats of one configuration, ~1% apart

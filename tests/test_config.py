@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import QUICK_PROFILE, build_spec, parse_scenario_options
-from bench.errors import BenchError
+from bench.plan.config import QUICK_PROFILE, build_spec, parse_scenario_options
+from bench.records.errors import BenchError
 
 
 def test_cli_overrides_file_which_overrides_quick_profile(tmp_path: Path) -> None:

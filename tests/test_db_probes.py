@@ -16,7 +16,7 @@ import redis
 from pymongo import MongoClient
 
 from bench.databases.backend import Database
-from bench.databases.mysql_connect import pymysql_url
+from bench.databases.mysql.connect import pymysql_url
 from bench.probes.database import (
     DatabaseProbe,
     DatabaseProbeError,

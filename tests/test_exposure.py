@@ -16,8 +16,8 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
-from bench.databases.mysql import MysqlServer
-from bench.databases.mysql_connect import pymysql_url
+from bench.databases.mysql.backend import MysqlServer
+from bench.databases.mysql.connect import pymysql_url
 from tests.test_e2e import descendants
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

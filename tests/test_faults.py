@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from bench.faults import FaultSpec, FaultTimes, check_fits, fault_effect, parse_fault
-from bench.load_summary import Outcomes
+from bench.measure.load_summary import Outcomes
+from bench.plan.faults import FaultSpec, FaultTimes, check_fits, fault_effect, parse_fault
 from tests.test_e2e import bench_argv, clean_env
 from tests.test_resume import processes_with_marker
 

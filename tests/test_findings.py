@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from bench.errors import BenchError
-from bench.findings import findings_markdown, write_findings
-from bench.records import (
+from bench.analysis.findings import findings_markdown, write_findings
+from bench.records.errors import BenchError
+from bench.records.run_folder import RunFolder, create_run_folder
+from bench.records.schema import (
     Calibration,
     DatabaseInfo,
     GeneratorFigures,
@@ -18,8 +19,7 @@ from bench.records import (
     PointRecord,
     RunRecord,
 )
-from bench.results import RunFolder, create_run_folder
-from bench.telemetry_records import AppTelemetry, Telemetry
+from bench.records.telemetry import AppTelemetry, Telemetry
 
 MODES = {"memory": "async", "pg_sqla_sync": "sync", "pg_sqla_async": "async", "pg_sqla_blocking": "blocking"}
 DRIVERS = {"pg_sqla_sync": "sqlalchemy+psycopg", "pg_sqla_async": "sqlalchemy+asyncpg"}

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.html_report import chart_caption, write_html_report
-from bench.records import DatabaseInfo
-from bench.report import write_report
-from bench.results import RunFolder, create_run_folder
+from bench.records.run_folder import RunFolder, create_run_folder
+from bench.records.schema import DatabaseInfo
+from bench.report.build import write_report
+from bench.report.html import chart_caption, write_html_report
 from tests.test_findings import make_point, make_run, write_standard_run
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -1,4 +1,4 @@
-"""bench/latency.py with known inputs: HDR buckets, encode/merge/summarise, the timetable and the correction."""
+"""bench/records/latency.py with known inputs: HDR buckets, encode/merge/summarise, the timetable and the correction."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bench.latency import (
+from bench.records.latency import (
     HIGHEST_US,
     LATE_AFTER_MS,
     LatencyCounts,

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from bench.load import LoadSettings, run_load
-from bench.processes import free_port
-from bench.server import HOST, PROJECT_ROOT, run_server
+from bench.measure.load import LoadSettings, run_load
+from bench.measure.server import HOST, PROJECT_ROOT, run_server
+from bench.system.processes import free_port
 
 ROWS = 50
 

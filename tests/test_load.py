@@ -1,4 +1,4 @@
-"""bench/load.py running real Locust against the real in-memory variant, in both load models."""
+"""bench/measure/load.py running real Locust against the real in-memory variant, in both load models."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.latency import merge, summarise
-from bench.load import LoadError, LoadResult, LoadSettings, result_from_summary, run_load
-from bench.records import LatencySummary
-from bench.server import run_server
+from bench.measure.load import LoadError, LoadResult, LoadSettings, result_from_summary, run_load
+from bench.measure.server import run_server
+from bench.records.latency import merge, summarise
+from bench.records.schema import LatencySummary
 
 ROWS = 300
 WARMUP_S = 1.0

@@ -21,7 +21,7 @@ from pymongo import MongoClient
 from apps.dataset import seed_items
 from apps.mongo_items import COUNTERS_COLLECTION, ITEMS_COLLECTION
 from bench.databases.backend import Database
-from bench.databases.mongo import (
+from bench.databases.mongo.backend import (
     DATASET_COLLECTION,
     LOCAL_HOST,
     LOCAL_PORT,
@@ -33,7 +33,7 @@ from bench.databases.mongo import (
     provision_mongo,
     seed_mongo,
 )
-from bench.databases.mongo_server import (
+from bench.databases.mongo.server import (
     CONFIG_FILE,
     DIR_PREFIX,
     SERVER_FILE,
@@ -42,9 +42,9 @@ from bench.databases.mongo_server import (
     remove_stale_workdirs,
 )
 from bench.databases.registry import get_backend
-from bench.databases.workdirs import OWNER_FILE, process_start_time
-from bench.errors import BenchError
-from bench.processes import free_port
+from bench.databases.throwaway.workdirs import OWNER_FILE, process_start_time
+from bench.records.errors import BenchError
+from bench.system.processes import free_port
 
 Doc = dict[str, Any]
 
@@ -390,7 +390,7 @@ def test_orphaned_surrogate_is_stopped_before_its_directory_is_removed(own_tmp: 
 def test_surrogate_of_a_killed_harness_stops_and_is_cleaned_up_later(own_tmp: Path) -> None:
     script = (
         "import time\n"
-        "from bench.databases.mongo import provision_mongo\n"
+        "from bench.databases.mongo.backend import provision_mongo\n"
         "with provision_mongo(url=None, connections_needed=1) as s:\n"
         "    print(s.pid, s.workdir, flush=True)\n"
         "    time.sleep(120)\n"

@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from apps.dataset import seed_items
-from bench.databases.mongo import seed_mongo
-from bench.processes import free_port, log_tail, start_child, stop_child
+from bench.databases.mongo.backend import seed_mongo
+from bench.system.processes import free_port, log_tail, start_child, stop_child
 
 YARDSTICKS = ["mongo_pymongo", "mongo_pymongo_async", "mongo_motor", "mongo_blocking"]
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

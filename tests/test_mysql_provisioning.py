@@ -29,9 +29,11 @@ from apps.schema import ItemRow
 from apps.settings import StartupError
 from apps.sql_common import ITEMS_TABLE
 from apps.sqla import SCHEMA_LOCK_NAME
-from bench.databases import mysql, mysql_seed, mysql_server
 from bench.databases.backend import Database
-from bench.databases.mysql import (
+from bench.databases.mysql import backend as mysql
+from bench.databases.mysql import seed as mysql_seed
+from bench.databases.mysql import server as mysql_server
+from bench.databases.mysql.backend import (
     LOCAL_SOURCE,
     RECORDED_SETTINGS,
     MysqlBackend,
@@ -41,9 +43,9 @@ from bench.databases.mysql import (
     seed_mysql,
     throwaway_mysql,
 )
-from bench.databases.mysql_connect import pymysql_url
-from bench.databases.mysql_seed import DATASET_TABLE, FINGERPRINT_SQL
-from bench.databases.mysql_server import (
+from bench.databases.mysql.connect import pymysql_url
+from bench.databases.mysql.seed import DATASET_TABLE, FINGERPRINT_SQL
+from bench.databases.mysql.server import (
     CONNECTION_HEADROOM,
     MysqlBinaries,
     install_data_dir,
@@ -57,9 +59,9 @@ from bench.databases.mysql_server import (
     stop_server,
 )
 from bench.databases.registry import get_backend
-from bench.databases.workdirs import OWNER_FILE, process_start_time
-from bench.errors import BenchError
-from bench.processes import free_port
+from bench.databases.throwaway.workdirs import OWNER_FILE, process_start_time
+from bench.records.errors import BenchError
+from bench.system.processes import free_port
 from tests.backends.mysql import CONNECTIONS_NEEDED
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -448,7 +450,7 @@ def test_orphaned_server_is_stopped_before_its_directory_is_removed(binaries: My
 def test_server_of_a_killed_harness_shuts_down_and_is_cleaned_up_later(binaries: MysqlBinaries, own_tmp: Path) -> None:
     script = (
         "import time\n"
-        "from bench.databases.mysql import locate_binaries, throwaway_mysql\n"
+        "from bench.databases.mysql.backend import locate_binaries, throwaway_mysql\n"
         "with throwaway_mysql(locate_binaries(), connections_needed=1, dataset_rows=0) as s:\n"
         "    print(s.pid, s.url, s.workdir, flush=True)\n"
         "    time.sleep(120)\n"

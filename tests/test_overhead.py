@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.overhead import judged
-from bench.overhead_records import AppFigures, OverheadRecord, OverheadRound, VariantOverhead, summarise
+from bench.measure.overhead import judged
+from bench.records.overhead import AppFigures, OverheadRecord, OverheadRound, VariantOverhead, summarise
 from tests.test_cli_errors import assert_nothing_written, assert_user_error, bench
 from tests.test_e2e import descendants
 
@@ -164,8 +164,8 @@ def _record(*entries: tuple[str, float], control: VariantOverhead | None = None)
 
 
 def test_the_report_shows_the_overhead_and_the_findings_name_a_variant_over_budget(tmp_path: Path) -> None:
-    from bench.findings import findings_markdown  # noqa: PLC0415
-    from bench.html_report import render_html  # noqa: PLC0415
+    from bench.analysis.findings import findings_markdown  # noqa: PLC0415
+    from bench.report.html import render_html  # noqa: PLC0415
     from tests.test_findings import make_run, write_standard_run  # noqa: PLC0415
 
     record = _record(("pg_sqla_async", 0.80), ("pg_sqla_sync", 0.99))

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 
 from apps.schema import Base
 from apps.sql_common import ITEMS_TABLE
-from bench.databases.postgres import seed_postgres
+from bench.databases.postgres.backend import seed_postgres
 
 RAW_VARIANTS = ["pg_asyncpg", "pg_psycopg_async", "pg_psycopg_sync"]
 # As tests/backends/postgresql.py provisions it, so the next test finds the dataset it expects.

@@ -14,10 +14,10 @@ from sqlalchemy.pool import NullPool
 from apps.dataset import seed_items
 from apps.schema import ItemRow
 from apps.sql_common import ITEMS_TABLE
-from bench.databases.pg_seed import DATASET_TABLE, FINGERPRINT_SQL
-from bench.databases.postgres import seed_postgres
-from bench.errors import BenchError
-from bench.processes import free_port
+from bench.databases.postgres.backend import seed_postgres
+from bench.databases.postgres.seed import DATASET_TABLE, FINGERPRINT_SQL
+from bench.records.errors import BenchError
+from bench.system.processes import free_port
 
 ROWS = 1000
 

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from apps.catalog import all_variants
-from bench.plan import SweepSpec, build_plan
+from bench.plan.points import SweepSpec, build_plan
 
 
 def test_grid_runs_pooled_variants_per_setting_and_memory_once_per_load() -> None:

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from bench.cpus import plan_cpus
-from bench.errors import BenchError
-from bench.orchestrate import GENERATOR_LIMITED, RATE_NOT_REACHED, STALLED, point_flags
-from bench.records import Calibration, GeneratorFigures, PointConfig, PointMetrics
+from bench.measure.run import GENERATOR_LIMITED, RATE_NOT_REACHED, STALLED, point_flags
+from bench.records.errors import BenchError
+from bench.records.schema import Calibration, GeneratorFigures, PointConfig, PointMetrics
+from bench.system.cpus import plan_cpus
 
 
 def _config(**changes: Any) -> PointConfig:

@@ -15,14 +15,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.databases.pg_binaries import locate_server_binaries, server_user, wheel_bindir
-from bench.databases.pg_cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
-from bench.databases.pg_workdirs import remove_stale_clusters
-from bench.databases.postgres import PostgresServer, provision_postgres, runnable_binaries
-from bench.databases.server_user import ServerUser, reachable_by
-from bench.databases.workdirs import OWNER_FILE, process_start_time
-from bench.errors import BenchError
-from bench.processes import free_port
+from bench.databases.postgres.backend import PostgresServer, provision_postgres, runnable_binaries
+from bench.databases.postgres.binaries import locate_server_binaries, server_user, wheel_bindir
+from bench.databases.postgres.cluster import init_cluster, postgres_log, start_postmaster, stop_postmaster
+from bench.databases.postgres.workdirs import remove_stale_clusters
+from bench.databases.throwaway.user import ServerUser, reachable_by
+from bench.databases.throwaway.workdirs import OWNER_FILE, process_start_time
+from bench.records.errors import BenchError
+from bench.system.processes import free_port
 
 NEEDED = 20
 
@@ -452,7 +452,7 @@ def test_orphaned_postmaster_is_stopped_before_its_directory_is_removed(own_tmp:
 def test_server_of_a_killed_harness_shuts_down_and_is_cleaned_up_later(own_tmp: Path) -> None:
     script = (
         "import time\n"
-        "from bench.databases.postgres import provision_postgres\n"
+        "from bench.databases.postgres.backend import provision_postgres\n"
         "with provision_postgres(url=None, max_connections_needed=1, dataset_rows=0) as s:\n"
         "    print(s.pid, s.url, flush=True)\n"
         "    time.sleep(120)\n"

@@ -1,4 +1,4 @@
-"""bench/queueing.py against known answers: Little's law, Erlang/Crommelin's M/D/1 waiting times (their closed
+"""bench/measure/queueing.py against known answers: Little's law, Erlang/Crommelin's M/D/1 waiting times (their closed
 forms, the Pollaczek-Khinchine and Takacs moments, the exponential tail), D/D/1, and Lindley's recursion."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from bench.queueing import (
+from bench.measure.queueing import (
     closed_loop,
     evenly_spread,
     fifo_completions,

@@ -19,16 +19,16 @@ from fastapi.testclient import TestClient
 from apps.dataset import seed_items
 from apps.redis_items import NEXT_ID_KEY, ORDER_KEY, item_key
 from bench.databases.backend import Database
-from bench.databases.redis import CONNECTION_HEADROOM, DATASET_KEY, LOCAL_DATABASE, provision_redis, seed_redis
-from bench.databases.redis_server import (
+from bench.databases.redis.backend import CONNECTION_HEADROOM, DATASET_KEY, LOCAL_DATABASE, provision_redis, seed_redis
+from bench.databases.redis.server import (
     DIR_PREFIX,
     SERVER_PID_FILE,
     remove_stale_dirs,
     server_arguments,
 )
-from bench.databases.workdirs import OWNER_FILE
-from bench.errors import BenchError
-from bench.processes import free_port
+from bench.databases.throwaway.workdirs import OWNER_FILE
+from bench.records.errors import BenchError
+from bench.system.processes import free_port
 
 NEEDED = 20
 ROWS = 300
@@ -174,7 +174,7 @@ def test_server_that_cannot_start_is_reported_with_its_last_log_line_and_cleaned
 def test_server_of_a_killed_harness_exits_and_its_directory_is_removed_later(own_tmp: Path) -> None:
     script = (
         "import time\n"
-        "from bench.databases.redis import provision_redis\n"
+        "from bench.databases.redis.backend import provision_redis\n"
         "with provision_redis(url=None, connections_needed=1, local_port=None) as db:\n"
         "    print(db.url, flush=True)\n"
         "    time.sleep(120)\n"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.processes import free_port
-from bench.remote_workers import DEFAULT_MASTER_PORT, parse_master
+from bench.measure.remote_workers import DEFAULT_MASTER_PORT, parse_master
+from bench.system.processes import free_port
 from tests.test_e2e import bench_argv, clean_env
 
 

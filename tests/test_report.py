@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.orchestrate import point_flags
-from bench.records import PointConfig, PointMetrics, PointRecord, RunRecord
-from bench.report import aggregate, variant_colour, write_report
-from bench.results import create_run_folder
+from bench.measure.run import point_flags
+from bench.records.run_folder import create_run_folder
+from bench.records.schema import PointConfig, PointMetrics, PointRecord, RunRecord
+from bench.report.build import aggregate, variant_colour, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

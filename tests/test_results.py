@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.records import SCHEMA_VERSION, RunRecord
-from bench.results import create_run_folder, list_runs, open_run, write_atomic
+from bench.records.errors import BenchError
+from bench.records.run_folder import create_run_folder, list_runs, open_run, write_atomic
+from bench.records.schema import SCHEMA_VERSION, RunRecord
 
 
 def _run(run_id: str = "r1", created_at: str = "2026-01-01T00:00:00+00:00") -> RunRecord:

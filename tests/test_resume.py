@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from bench import orchestrate
 from bench.databases.backend import Database, SeedResult
-from bench.orchestrate import RunOptions, execute_run
-from bench.plan import Point, SweepSpec
-from bench.records import PointRecord, RunRecord, RunStatus
-from bench.results import lock_holder, open_run, pid_alive, run_lock
+from bench.measure import run as orchestrate
+from bench.measure.run import RunOptions, execute_run
+from bench.plan.points import Point, SweepSpec
+from bench.records.run_folder import lock_holder, open_run, pid_alive, run_lock
+from bench.records.schema import PointRecord, RunRecord, RunStatus
 from tests.test_e2e import bench_argv, clean_env, descendants
 
 POINT_U2 = "001-memory-nopool-t40-u2-r1"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.load import (
+from bench.measure.load import (
     LoadResult,
     LoadSettings,
     available_scenarios,
@@ -20,7 +20,7 @@ from bench.load import (
     run_load,
     scenario_option_defaults,
 )
-from bench.server import run_server
+from bench.measure.server import run_server
 from scenarios.recording import Recorder, failure_kind
 
 ROWS = 300

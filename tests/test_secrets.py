@@ -18,9 +18,9 @@ import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench.databases.mysql import MysqlServer
-from bench.databases.mysql_connect import pymysql_url
-from bench.server import ServerStartError, run_server
+from bench.databases.mysql.backend import MysqlServer
+from bench.databases.mysql.connect import pymysql_url
+from bench.measure.server import ServerStartError, run_server
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.selftest import running_target
-from bench.selftest_target import parse_head
+from bench.measure.selftest import running_target
+from bench.measure.selftest_target import parse_head
 from tests.test_e2e import bench_argv, clean_env, descendants
 
 SERVICE_MS = 20.0

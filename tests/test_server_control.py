@@ -1,4 +1,4 @@
-"""Fault injection's hold on the servers bench starts (bench.databases.server_control): a restart comes back on
+"""Fault injection's hold on the servers bench starts (bench.databases.throwaway.control): a restart comes back on
 the same port with the same data, a pause freezes the server until it is resumed, and nothing outlives the
 context. PostgreSQL is covered end to end in test_faults.py; here Redis and MariaDB, each its own throwaway
 server (never the tests' shared one, whose clients a restart would break)."""
@@ -14,9 +14,9 @@ import pymysql
 import pytest
 import redis
 
-from bench.databases.mysql_server import locate_binaries, throwaway_server
-from bench.databases.redis_server import throwaway_redis
-from bench.databases.server_control import RestartableServer
+from bench.databases.mysql.server import locate_binaries, throwaway_server
+from bench.databases.redis.server import throwaway_redis
+from bench.databases.throwaway.control import RestartableServer
 from tests.test_e2e import alive
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from bench.errors import BenchError
-from bench.records import (
+from bench.records.errors import BenchError
+from bench.records.run_folder import RunFolder, create_run_folder
+from bench.records.schema import (
     Calibration,
     DatabaseInfo,
     GeneratorFigures,
@@ -18,9 +19,8 @@ from bench.records import (
     PointRecord,
     RunRecord,
 )
-from bench.results import RunFolder, create_run_folder
-from bench.show import list_rows, runs_table, show_run
-from bench.telemetry_records import AppTelemetry, Telemetry
+from bench.records.telemetry import AppTelemetry, Telemetry
+from bench.report.show import list_rows, runs_table, show_run
 
 
 def _config(variant: str, users: int, repeat_index: int, **changes: Any) -> PointConfig:

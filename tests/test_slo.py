@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.errors import BenchError
-from bench.slo import SloClause, format_ms, parse_slo
+from bench.analysis.slo import SloClause, format_ms, parse_slo
+from bench.records.errors import BenchError
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bench.records import PointConfig, PointMetrics, PointRecord
-from bench.stats import (
+from bench.records.schema import PointConfig, PointMetrics, PointRecord
+from bench.records.stats import (
     UNSTABLE_CV,
     RepeatStats,
     group_repeats,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.server import run_server
+from bench.measure.server import run_server
 from tests.test_e2e import bench_argv, clean_env
 
 ROWS = 300

@@ -1,5 +1,5 @@
 """Tune: the recommendation, its explanation and warnings, the adaptive search and the driver, on records
-written by hand (known figures) through bench.results; nothing is measured here."""
+written by hand (known figures) through bench.records.run_folder; nothing is measured here."""
 
 from __future__ import annotations
 
@@ -10,14 +10,9 @@ from typing import Any
 
 import pytest
 
-from bench import tune
-from bench.errors import BenchError
-from bench.orchestrate import RunOptions, SweepObserver
-from bench.records import PointConfig, PointMetrics, PointRecord, RunRecord
-from bench.results import RunFolder, create_run_folder
-from bench.slo import parse_slo
-from bench.telemetry_records import AppTelemetry, Telemetry
-from bench.tune import (
+from bench.analysis import tune
+from bench.analysis.slo import parse_slo
+from bench.analysis.tune import (
     PoolSetting,
     littles_law,
     next_tune_settings,
@@ -31,6 +26,11 @@ from bench.tune import (
     tune_from_runs,
     write_tune_report,
 )
+from bench.measure.run import RunOptions, SweepObserver
+from bench.records.errors import BenchError
+from bench.records.run_folder import RunFolder, create_run_folder
+from bench.records.schema import PointConfig, PointMetrics, PointRecord, RunRecord
+from bench.records.telemetry import AppTelemetry, Telemetry
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 P99_100 = parse_slo("p99<100ms")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.errors import BenchError
-from bench.server import run_server
-from bench.wrk import lua_script, parse_wrk_output, run_wrk, wrk_path
+from bench.measure.server import run_server
+from bench.measure.wrk import lua_script, parse_wrk_output, run_wrk, wrk_path
+from bench.records.errors import BenchError
 
 SAMPLE = """Running 3s test @ http://127.0.0.1:1234
   1 threads and 20 connections

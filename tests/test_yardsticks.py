@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from apps.catalog import all_variants
-from bench.overhead import YARDSTICKS_DIR, yardstick_names
-from bench.server import run_server
+from bench.measure.overhead import YARDSTICKS_DIR, yardstick_names
+from bench.measure.server import run_server
 from tests.conftest import BACKENDS_WITH_FIXTURES
 
 VARIANTS = all_variants()

@@ -32,7 +32,7 @@ class Database:
 
 
 class ServerControl(Protocol):
-    """What fault injection (bench/fault_injection.py) may do to a database the harness started."""
+    """What fault injection (bench/measure/fault_injection.py) may do to a database the harness started."""
 
     def stop(self) -> None:
         """Shut the server down (fast: clients are disconnected); returns when it has exited."""

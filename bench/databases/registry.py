@@ -6,15 +6,15 @@ import importlib
 from typing import cast
 
 from bench.databases.backend import Backend
-from bench.errors import BenchError
+from bench.records.errors import BenchError
 
 # backend name (the `backend` of variants in apps/) -> "module:class"; adding a backend is one file + one line.
 _BACKENDS = {
     "memory": "bench.databases.memory:MemoryBackend",
-    "postgresql": "bench.databases.postgres:PostgresBackend",
-    "mysql": "bench.databases.mysql:MysqlBackend",
-    "mongodb": "bench.databases.mongo:MongoBackend",
-    "redis": "bench.databases.redis:RedisBackend",
+    "postgresql": "bench.databases.postgres.backend:PostgresBackend",
+    "mysql": "bench.databases.mysql.backend:MysqlBackend",
+    "mongodb": "bench.databases.mongo.backend:MongoBackend",
+    "redis": "bench.databases.redis.backend:RedisBackend",
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from apps.masking import scrub as scrub_password
 from bench.databases.backend import Database
-from bench.errors import BenchError
+from bench.records.errors import BenchError
 
 CONNECT_TIMEOUT_S = 2  # libpq rounds anything below 2 s up to 2 s; the other drivers use the same
 QUERY_TIMEOUT_S = 0.5  # one sample's query: a probe that waits longer is skipped, not waited for
@@ -85,7 +85,7 @@ class PostgresProbe:
     def read(self) -> DatabaseReading:
         import psycopg  # noqa: PLC0415 - an optional extra
 
-        from bench.databases.pg_connect import libpq_url  # noqa: PLC0415 - an optional extra
+        from bench.databases.postgres.connect import libpq_url  # noqa: PLC0415 - an optional extra
 
         try:
             if self._conn is None:
@@ -133,7 +133,7 @@ class MysqlProbe:
     def read(self) -> DatabaseReading:
         import pymysql  # type: ignore[import-untyped]  # noqa: PLC0415 - an optional extra
 
-        from bench.databases.mysql_connect import pymysql_url  # noqa: PLC0415 - an optional extra
+        from bench.databases.mysql.connect import pymysql_url  # noqa: PLC0415 - an optional extra
 
         try:
             if self._conn is None:

@@ -24,7 +24,7 @@ from bench.probes.database import (
     scrub,
 )
 from bench.probes.summary import Tick, summarise_ticks
-from bench.telemetry_records import Telemetry
+from bench.records.telemetry import Telemetry
 
 DEFAULT_INTERVAL_S = 1.0
 # A database that fails this many samples in a row is left alone for the rest of the point: a probe that keeps

@@ -15,7 +15,7 @@ from statistics import fmean
 from bench.probes.app import MetricsDocument
 from bench.probes.database import DatabaseReading
 from bench.probes.histogram import Histogram, difference
-from bench.telemetry_records import AppTelemetry, DatabaseTelemetry, Telemetry, TelemetrySample
+from bench.records.telemetry import AppTelemetry, DatabaseTelemetry, Telemetry, TelemetrySample
 
 DIGITS = 3  # milliseconds to the microsecond, seconds to the millisecond: finer is noise in a JSON record
 

@@ -12,7 +12,7 @@ import pytest
 from pymongo import DESCENDING, MongoClient
 
 from apps.mongo_items import DEFAULT_DATABASE, ITEMS_COLLECTION
-from bench.databases.mongo import NoMongoServerError, provision_mongo
+from bench.databases.mongo.backend import NoMongoServerError, provision_mongo
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Engine, create_engine, func, select
 
 from apps.schema import Base, ItemRow
-from bench.databases.mysql import MysqlServer, locate_binaries, provision_mysql, throwaway_mysql
-from bench.databases.mysql_connect import pymysql_url
-from bench.errors import BenchError
+from bench.databases.mysql.backend import MysqlServer, locate_binaries, provision_mysql, throwaway_mysql
+from bench.databases.mysql.connect import pymysql_url
+from bench.records.errors import BenchError
 
 # Read when the plugin loads: test_contract's clean_env removes every BENCH_* variable before fixtures run.
 GIVEN_URL = os.environ.get("BENCH_TEST_MYSQL_URL")

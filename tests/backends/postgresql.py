@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.engine import make_url
 
 from apps.schema import Base, ItemRow
-from bench.databases.postgres import provision_postgres
+from bench.databases.postgres.backend import provision_postgres
 
 # Read at import: the contract tests remove every BENCH_* variable before the session fixture first runs.
 GIVEN_URL = os.environ.get("BENCH_TEST_DATABASE_URL")

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from apps.redis_items import NEXT_ID_KEY, ORDER_KEY, item_key
-from bench.databases.redis import provision_redis, seed_redis
+from bench.databases.redis.backend import provision_redis, seed_redis
 
 SEEDED_ROWS = 100
 

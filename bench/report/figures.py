@@ -1,0 +1,32 @@
+"""Writing a matplotlib figure to a file atomically: a reader (or a full disk) never leaves half a chart behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+from matplotlib.figure import Figure
+
+PNG_DPI = 110
+
+
+def write_figure(figure: Figure, path: Path) -> Path:
+    """Like records.run_folder.write_atomic, for a figure; the format follows the suffix (.png or .svg). SVG text stays
+    text (searchable, selectable, small), with no date and a fixed id salt, so the same records give the same file."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "bench"}):
+            figure.savefig(tmp_name, format=path.suffix.lstrip("."), dpi=PNG_DPI, metadata=_metadata(path))
+        os.chmod(tmp_name, 0o644)  # mkstemp makes it 0600; results are for whoever may read the folder
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _metadata(path: Path) -> dict[str, str | None]:
+    return {"Date": None} if path.suffix == ".svg" else {}
