@@ -7,9 +7,17 @@ from typing import Any
 
 import pytest
 
-from bench.measure.run import GENERATOR_LIMITED, RATE_NOT_REACHED, STALLED, point_flags
+from bench.measure.run import point_flags
 from bench.records.errors import BenchError
-from bench.records.schema import Calibration, GeneratorFigures, PointConfig, PointMetrics
+from bench.records.schema import (
+    GENERATOR_LIMITED,
+    RATE_NOT_REACHED,
+    STALLED,
+    Calibration,
+    GeneratorFigures,
+    PointConfig,
+    PointMetrics,
+)
 from bench.system.cpus import plan_cpus
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.analysis.cells import aggregate
 from bench.measure.run import point_flags
 from bench.records.run_folder import create_run_folder
 from bench.records.schema import PointConfig, PointMetrics, PointRecord, RunRecord
-from bench.report.build import aggregate, variant_colour, write_report
+from bench.report.build import write_report
+from bench.report.charts.palette import variant_colour
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

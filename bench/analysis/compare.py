@@ -76,7 +76,6 @@ Verdict = Literal["faster", "slower", "no significant difference", "not enough r
 NOT_ENOUGH: Literal["not enough repeats"] = "not enough repeats"
 NO_DIFFERENCE: Literal["no significant difference"] = "no significant difference"
 # A stalled repeat completed no request: its latency fields are 0, which is no measurement, never a fast result.
-STALLED_FLAG = "stalled"
 NOT_MEASURED: Literal["not measured"] = "not measured"
 
 Interval = tuple[float, float]
@@ -307,7 +306,7 @@ def _compare_configuration(label: str, ok_a: list[PointRecord], ok_b: list[Point
 
 def _values(points: list[PointRecord], metric: str) -> list[float]:
     if metric.startswith("latency_"):
-        points = [p for p in points if STALLED_FLAG not in p.flags]
+        points = [p for p in points if not p.stalled]
     return [float(getattr(p.metrics, metric)) for p in points]
 
 

@@ -10,21 +10,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.analysis.cells import Cell, aggregate, load_model_caption, views
 from bench.records.errors import BenchError
 from bench.records.run_folder import RunFolder, write_atomic
-from bench.records.schema import PointRecord, RunRecord
+from bench.records.schema import GENERATOR_LIMITED, RATE_NOT_REACHED, STALLED, PointRecord, RunRecord
 from bench.records.stats import group_repeats
-from bench.report.build import Cell, aggregate, load_model_caption, views
 from bench.system.environment import machine_label
 
 # What each flag means for the numbers it sits on; the HTML report prints the same words.
 UNSTABLE = "unstable"
 FLAG_MEANINGS: dict[str, str] = {
-    "stalled": "no request completed in the measured period (e.g. a sync variant whose thread pool and "
+    STALLED: "no request completed in the measured period (e.g. a sync variant whose thread pool and "
     "connection pool wait on each other): a real result, not a slow run; it has no latency figures.",
-    "generator-limited": "the load generator's CPU was saturated, or the point reached the generator's "
+    GENERATOR_LIMITED: "the load generator's CPU was saturated, or the point reached the generator's "
     "calibrated ceiling: the requests/s figure is the generator's limit, not the service's.",
-    "rate-not-reached": "the open model fell short of the requested rate (too few connections for the latency, "
+    RATE_NOT_REACHED: "the open model fell short of the requested rate (too few connections for the latency, "
     "or the generator could not keep up): the point measured a lighter load than its label says.",
     UNSTABLE: "the repeats of this configuration disagree (coefficient of variation above 10% for requests/s or "
     "p50, above 25% for p99): one number does not describe it; repeat on a quieter machine.",
@@ -57,10 +57,6 @@ def cell_flag_names(cell: Cell, unstable: set[CellKey]) -> list[str]:
 def cell_flags_text(cell: Cell, unstable: set[CellKey]) -> str:
     """Cell.flags with "unstable" appended where the repeats disagree."""
     return ", ".join(part for part in (cell.flags, UNSTABLE if cell_key(cell) in unstable else "") if part)
-
-
-def is_stalled(cell: Cell) -> bool:
-    return "stalled" in cell.flags and cell.requests_per_s == 0
 
 
 def setting_text(cell: Cell) -> str:
@@ -97,7 +93,7 @@ def best_per_variant(cells: list[Cell]) -> dict[str, Best]:
         by_variant[cell.variant].append(cell)
     result = {}
     for variant, members in sorted(by_variant.items()):
-        measured = [c for c in members if not is_stalled(c)]
+        measured = [c for c in members if not c.stalled]
         best = max(measured, key=lambda c: c.requests_per_s) if measured else None
         result[variant] = Best(variant, members[0].mode, best, len(members))
     return result

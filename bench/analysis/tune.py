@@ -47,7 +47,7 @@ from bench.records.errors import BenchError
 from bench.records.run_folder import RunFolder, report_writes, write_atomic, write_json
 from bench.records.schema import PointConfig, PointRecord
 from bench.records.stats import group_repeats
-from bench.report.build import variant_colour
+from bench.report.charts.palette import variant_colour
 from bench.report.figures import write_figure
 
 TUNE_SCHEMA_VERSION = 1  # of tune.json; bump on any change of its keys or their meaning
@@ -268,7 +268,7 @@ def _setting_result(
         error_rate=error_rate,
         meets_slo=slo.met_by(latencies),
         within_error_limit=error_rate <= max_error_rate,
-        stalled=any(m.requests == 0 or "stalled" in p.flags for p, m in zip(members, metrics, strict=True)),
+        stalled=any(m.requests == 0 or p.stalled for p, m in zip(members, metrics, strict=True)),
         flags=_flags(members, unstable),
         hold_time_ms=hold,
         hold_time_source=source,

@@ -106,7 +106,7 @@ class _ProgressObserver:
             )
         else:
             outcome = f"[red]failed[/] {record.error}"
-        if "stalled" in record.flags:
+        if record.stalled:
             outcome += "  [red]STALLED: no request completed in the measured period[/]"
         pool = f"{point.pool_size}+{point.max_overflow}" if point.pool_size is not None else "-"
         threads = f"threads {point.thread_tokens:<4}" if point.variant.mode == "sync" else " " * 12

@@ -29,6 +29,9 @@ from bench.records.errors import BenchError
 from bench.records.latency import DEFAULT_ARRIVAL_SEED
 from bench.records.run_folder import RunFolder, create_run_folder, open_run, remove_run_folder, run_lock
 from bench.records.schema import (
+    GENERATOR_LIMITED,
+    RATE_NOT_REACHED,
+    STALLED,
     Calibration,
     DatabaseInfo,
     FaultRecord,
@@ -278,9 +281,6 @@ def measure_point(point: Point, context: PointContext, database: Database, backe
     )
 
 
-STALLED = "stalled"
-GENERATOR_LIMITED = "generator-limited"
-RATE_NOT_REACHED = "rate-not-reached"
 # One Locust process runs on one core: past this share of a core it, not the service, sets the pace.
 GENERATOR_BUSY_SHARE = 0.9
 # The open model promised `rate`; below this share of it the figures describe a lighter load than asked.

@@ -183,6 +183,12 @@ class SeedInfo(_Record):
     seconds: float
 
 
+# The flags a point may carry (set by bench.measure.point_flags; each explained there).
+STALLED = "stalled"
+GENERATOR_LIMITED = "generator-limited"
+RATE_NOT_REACHED = "rate-not-reached"
+
+
 class PointRecord(_Record):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -202,6 +208,16 @@ class PointRecord(_Record):
     # The app's /metrics and the database's own counters, sampled every second during the measurement.
     telemetry: Telemetry | None = None
     fault: FaultRecord | None = None  # when config.fault: what was done to the database and what followed
+
+    @property
+    def stalled(self) -> bool:
+        """No request completed in the measured period."""
+        return STALLED in self.flags
+
+    @property
+    def generator_limited(self) -> bool:
+        """The load generator, not the service, set the pace."""
+        return GENERATOR_LIMITED in self.flags
 
 
 class FaultRecord(_Record):

@@ -4,11 +4,7 @@ summary, drawn only from a run folder's records, never from the live system."""
 from __future__ import annotations
 
 import math
-import statistics
 import textwrap
-from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,186 +13,15 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.colors import to_rgb
-from matplotlib.figure import Figure
 
-from apps.catalog import all_variants
+from bench.analysis.cells import Cell, Interval, aggregate, load_model_caption, views
 from bench.records.run_folder import RunFolder, write_atomic
 from bench.records.schema import PointRecord, RunRecord
-from bench.records.stats import summarise
 from bench.report.charts import draw_catalogue
+from bench.report.charts.palette import MARKERS, variant_colour
 from bench.report.faults import fault_markdown
-from bench.report.figures import write_figure
+from bench.report.figures import save_figure
 from bench.system.environment import machine_label
-
-# tab10 first (matplotlib's default cycle, the most distinct colours), then tab20's lighter shades: enough for
-# every variant of the catalog to keep its own colour in every chart.
-_PALETTE: list[tuple[float, float, float]] = [to_rgb(f"C{index}") for index in range(10)] + [
-    to_rgb(colour) for colour in plt.get_cmap("tab20")(range(1, 20, 2))
-]
-# The mode is also in the marker, so sync/async/blocking read apart even where colours are close.
-_MARKERS = {"sync": "o", "async": "s", "blocking": "v"}
-
-
-# SVG text stays text (searchable, small, selectable) instead of being drawn as glyph paths.
-matplotlib.rcParams["svg.fonttype"] = "none"
-
-
-def save_figure(figure: Figure, path: Path) -> Path:
-    """Write the chart as PNG (for Markdown and quick looks) and SVG beside it (sharp at any zoom), then free it.
-    Returns the PNG's path; the SVG has the same name with .svg."""
-    try:
-        write_figure(figure, path.with_suffix(".png"))
-        write_figure(figure, path.with_suffix(".svg"))
-    finally:
-        plt.close(figure)
-    return path.with_suffix(".png")
-
-
-def variant_colour(name: str) -> tuple[float, float, float]:
-    """One colour per variant, the same in every chart of every run (by catalog position)."""
-    names = list(all_variants())
-    index = names.index(name) if name in names else len(names) + sum(map(ord, name))
-    return _PALETTE[index % len(_PALETTE)]
-
-
-Interval = tuple[float, float]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """The median over repeats of one configuration (with a 95% interval when there are repeats)."""
-
-    variant: str
-    mode: str
-    backend_label: str
-    pool_size: int | None
-    max_overflow: int | None
-    users: int
-    thread_tokens: int
-    repeats: int
-    requests_per_s: float
-    latency_ms_p50: float
-    latency_ms_p99: float
-    error_rate: float
-    flags: str = ""  # e.g. "stalled 1/3": how many repeats carried each flag
-    rate: float | None = None  # open model
-    requests_per_s_ci: Interval | None = None
-    latency_ms_p99_ci: Interval | None = None
-    service_ms_p99: float | None = None  # open model: the service time, next to the corrected latency
-    # Why it is slow (medians over repeats of the per-point telemetry; None where not recorded):
-    pool_wait_ms_p99: float | None = None
-    loop_lag_ms_p99: float | None = None
-    threads_busy_max: float | None = None
-    threads_limit: int | None = None
-    db_connections_max: float | None = None
-    generator_cpu: float | None = None  # share of one core
-
-
-def _flag_summary(members: list[PointRecord]) -> str:
-    names = sorted({flag for member in members for flag in member.flags})
-    return ", ".join(f"{name} {sum(name in m.flags for m in members)}/{len(members)}" for name in names)
-
-
-def _median_of(values: Iterable[float | int | None]) -> float | None:
-    present = [float(v) for v in values if v is not None]
-    return statistics.median(present) if present else None
-
-
-def _interval(values: list[float]) -> Interval | None:
-    if len(values) < 2:
-        return None
-    return summarise(values).interval
-
-
-GroupKey = tuple[str, int | None, int | None, int, int, float | None]
-
-
-def aggregate(points: Iterable[PointRecord]) -> list[Cell]:
-    groups: dict[GroupKey, list[PointRecord]] = defaultdict(list)
-    for point in points:
-        if point.status == "ok" and point.metrics is not None:
-            c = point.config
-            groups[(c.variant, c.pool_size, c.max_overflow, c.users, c.thread_tokens, c.rate)].append(point)
-    cells = []
-    for (variant, pool_size, max_overflow, users, thread_tokens, rate), members in groups.items():
-        metrics = [m.metrics for m in members if m.metrics is not None]
-        apps = [m.telemetry.app for m in members if m.telemetry is not None and m.telemetry.app is not None]
-        dbs = [m.telemetry.database for m in members if m.telemetry is not None and m.telemetry.database is not None]
-        throughputs = [m.requests_per_s for m in metrics]
-        p99s = [m.latency_ms_p99 for m in metrics]
-        cells.append(
-            Cell(
-                variant=variant,
-                mode=members[0].config.mode,
-                backend_label=members[0].config.backend_label,
-                pool_size=pool_size,
-                max_overflow=max_overflow,
-                users=users,
-                thread_tokens=thread_tokens,
-                repeats=len(metrics),
-                requests_per_s=statistics.median(throughputs),
-                latency_ms_p50=statistics.median(m.latency_ms_p50 for m in metrics),
-                latency_ms_p99=statistics.median(p99s),
-                error_rate=statistics.median(m.error_rate for m in metrics),
-                flags=_flag_summary(members),
-                rate=rate,
-                requests_per_s_ci=_interval(throughputs),
-                latency_ms_p99_ci=_interval(p99s),
-                service_ms_p99=_median_of(
-                    m.service_time.p99_ms if m.service_time and m.load_model == "open" else None for m in metrics
-                ),
-                pool_wait_ms_p99=_median_of(a.pool_wait_ms_p99 for a in apps),
-                loop_lag_ms_p99=_median_of(a.loop_lag_ms_p99 for a in apps),
-                threads_busy_max=_median_of(a.threads_busy_max for a in apps),
-                threads_limit=next((a.threads_limit for a in apps if a.threads_limit is not None), None),
-                db_connections_max=_median_of(d.connections_max for d in dbs),
-                generator_cpu=_median_of(m.generator_cpu_utilisation for m in metrics),
-            )
-        )
-    return sorted(
-        cells, key=lambda c: (c.users, c.rate or 0, c.variant, c.thread_tokens, c.pool_size or 0, c.max_overflow or 0)
-    )
-
-
-@dataclass(frozen=True)
-class View:
-    """The cells one chart shows: one load (users, and in the open model a rate), and one thread-pool size for
-    the sync variants (the others do not use the thread pool for requests, so they appear in every view)."""
-
-    users: int
-    thread_tokens: int | None
-    cells: list[Cell]
-    suffix: str  # for file names, e.g. "_u50", "_u50_t80" or "_u50_rate400"
-    caption: str  # for titles, e.g. "50 users", "50 users, 80 threads" or "400 req/s on 50 connections"
-    rate: float | None = None
-
-
-def views(cells: list[Cell]) -> list[View]:
-    all_tokens: list[int | None] = [*sorted({c.thread_tokens for c in cells if c.mode == "sync"})]
-    several = len(all_tokens) > 1
-    result = []
-    loads = sorted({(c.users, c.rate) for c in cells}, key=lambda load: (load[0], load[1] or 0))
-    for users, rate in loads:
-        for tokens in all_tokens or [None]:
-            chosen = [
-                c
-                for c in cells
-                if c.users == users and c.rate == rate and (c.mode != "sync" or c.thread_tokens == tokens)
-            ]
-            load_suffix = f"_u{users}" if rate is None else f"_u{users}_rate{rate:g}"
-            load_caption = f"{users} users" if rate is None else f"{rate:g} req/s on {users} connections"
-            suffix = f"{load_suffix}_t{tokens}" if several else load_suffix
-            caption = f"{load_caption}, {tokens} threads" if several else load_caption
-            result.append(View(users, tokens, chosen, suffix, caption, rate))
-    return result
-
-
-def load_model_caption(run: RunRecord) -> str:
-    if run.sweep.get("load_model", "closed") == "open":
-        # Runs before schema 5 are upgraded to "uniform" (records.run_folder), so a missing value is never guessed.
-        return f"open model (latency from intended start), {run.sweep.get('arrivals', 'uniform')} arrivals"
-    return "closed model"
 
 
 def _chart_title(run: RunRecord, what: str, cells: list[Cell]) -> str:
@@ -228,7 +53,7 @@ def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[
         colours = [variant_colour(c.variant) for c in chosen]
         hatches = ["//" if "surrogate" in c.backend_label else "" for c in chosen]
         throughput_axis.barh(names, [c.requests_per_s for c in chosen], color=colours, hatch=hatches)
-        latency_axis.barh(names, [math.nan if _stalled(c) else c.latency_ms_p99 for c in chosen], color=colours,
+        latency_axis.barh(names, [math.nan if c.stalled else c.latency_ms_p99 for c in chosen], color=colours,
                           hatch=hatches)  # fmt: skip
         throughput_axis.set_xlabel("requests/s (higher is better)")
         latency_axis.set_xlabel("p99 latency, ms (lower is better; log scale)")
@@ -239,13 +64,13 @@ def draw_variant_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[
         ):
             axis.grid(True, axis="x", alpha=0.3)
             for row, (cell, value) in enumerate(zip(chosen, values, strict=True)):
-                text = "stalled" if _stalled(cell) else f" {value:,.0f}{unit}"
+                text = "stalled" if cell.stalled else f" {value:,.0f}{unit}"
                 axis.annotate(text, xy=(value or 0, row), va="center", fontsize=8)
         what = f"every variant at pool_size={pool_size}, max_overflow={max_overflow}, {view.caption}"
         figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
         figure.tight_layout()
         path = out_dir / f"variants_ps{pool_size}_mo{max_overflow}{view.suffix}.png"
-        written.append(save_figure(figure, path))
+        written.append(save_figure(figure, path.parent, path.stem)[0])
     return written
 
 
@@ -286,7 +111,7 @@ def draw_pool_charts(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[P
         figure.suptitle(_chart_title(run, what, at_users), fontsize=10)
         figure.tight_layout(rect=(0, legend_inches / figure.get_figheight(), 1, 0.95))
         path = out_dir / f"pool_size{view.suffix}.png"
-        written.append(save_figure(figure, path))
+        written.append(save_figure(figure, path.parent, path.stem)[0])
     return written
 
 
@@ -297,14 +122,14 @@ def _draw_panel(throughput_axis: Axes, latency_axis: Axes, cells: list[Cell], ov
         xs = [c.pool_size or 0 for c in series]
         colour = variant_colour(variant)
         label = f"{variant} ({series[0].mode})" + (", SURROGATE" if "surrogate" in series[0].backend_label else "")
-        marker = _MARKERS.get(series[0].mode, "D")
+        marker = MARKERS.get(series[0].mode, "D")
         throughput_axis.plot(xs, [c.requests_per_s for c in series], marker=marker, color=colour, label=label)
         # A stalled point measured no latency at all: a gap in the line, never a fast-looking zero.
-        latencies = [math.nan if _stalled(c) else c.latency_ms_p99 for c in series]
+        latencies = [math.nan if c.stalled else c.latency_ms_p99 for c in series]
         latency_axis.plot(xs, latencies, marker=marker, color=colour, label=label)
         _confidence_band(throughput_axis, xs, [c.requests_per_s_ci for c in series], colour)
-        _confidence_band(latency_axis, xs, [None if _stalled(c) else c.latency_ms_p99_ci for c in series], colour)
-        stalled_xs = [c.pool_size or 0 for c in series if _stalled(c)]
+        _confidence_band(latency_axis, xs, [None if c.stalled else c.latency_ms_p99_ci for c in series], colour)
+        stalled_xs = [c.pool_size or 0 for c in series if c.stalled]
         for axis in (throughput_axis, latency_axis) if stalled_xs else ():
             axis.plot(stalled_xs, [0] * len(stalled_xs), "X", color="red", markersize=11, clip_on=False,
                       label="stalled: no request completed")  # fmt: skip
@@ -388,12 +213,8 @@ def draw_why_bars(run: RunRecord, cells: list[Cell], out_dir: Path) -> list[Path
         figure.suptitle(_chart_title(run, what, chosen), fontsize=10)
         figure.tight_layout()
         path = out_dir / f"why_ps{pool_size}_mo{max_overflow}{view.suffix}.png"
-        written.append(save_figure(figure, path))
+        written.append(save_figure(figure, path.parent, path.stem)[0])
     return written
-
-
-def _stalled(cell: Cell) -> bool:
-    return "stalled" in cell.flags and cell.requests_per_s == 0
 
 
 def _value(cell: Cell, throughput: bool) -> float:
@@ -418,7 +239,7 @@ def databases_text(run: RunRecord, *, short: bool = False) -> str:
 
 
 def _latency(cell: Cell, value: float) -> str:
-    return "–" if _stalled(cell) else f"{value:,.0f}"
+    return "–" if cell.stalled else f"{value:,.0f}"
 
 
 def _optional(value: float | None, template: str) -> str:
@@ -499,7 +320,7 @@ def summary_markdown(run: RunRecord, points: list[PointRecord], cells: list[Cell
     for c in cells:
         load = f"{c.users} users" if c.rate is None else f"{c.rate:g}/s, {c.users} conns"
         throughput = f"{c.requests_per_s:,.0f}" + _ci_text(c.requests_per_s_ci, "{:,.0f}")
-        p99 = _latency(c, c.latency_ms_p99) + ("" if _stalled(c) else _ci_text(c.latency_ms_p99_ci, "{:,.0f}"))
+        p99 = _latency(c, c.latency_ms_p99) + ("" if c.stalled else _ci_text(c.latency_ms_p99_ci, "{:,.0f}"))
         if c.service_ms_p99 is not None:
             p99 += f" (service {c.service_ms_p99:,.0f})"
         lines.append(

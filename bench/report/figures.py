@@ -7,6 +7,9 @@ import tempfile
 from pathlib import Path
 
 import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 PNG_DPI = 110
@@ -26,6 +29,19 @@ def write_figure(figure: Figure, path: Path) -> Path:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
+    """Write `figure` as <stem>.png (for Markdown and quick looks) and <stem>.svg (sharp at any zoom) and close
+    it; returns both paths, the PNG first."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
+    try:
+        write_figure(figure, png)
+        write_figure(figure, svg)
+    finally:
+        plt.close(figure)
+    return [png, svg]
 
 
 def _metadata(path: Path) -> dict[str, str | None]:

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from apps.masking import mask_url
-from bench.analysis.findings import FLAG_MEANINGS, CellKey, cell_flags_text, is_stalled, load_text, unstable_keys
+from bench.analysis.cells import Cell, aggregate, load_model_caption
+from bench.analysis.findings import FLAG_MEANINGS, CellKey, cell_flags_text, load_text, unstable_keys
 from bench.records.run_folder import RunFolder, write_atomic
 from bench.records.schema import PointRecord, RunRecord
-from bench.report.build import Cell, aggregate, load_model_caption
 from bench.report.faults import EXPLANATION as FAULT_EXPLANATION
 from bench.report.faults import HEADERS as FAULT_HEADERS
 from bench.report.faults import fault_rows
@@ -225,7 +225,7 @@ def _calibration(run: RunRecord) -> str:
 
 
 def _summary_row(cell: Cell, unstable: set[CellKey]) -> str:
-    stalled = is_stalled(cell)
+    stalled = cell.stalled
     backend = _e(cell.backend_label)
     if "surrogate" in cell.backend_label.lower():
         backend += ' <span class="surrogate">SURROGATE</span>'

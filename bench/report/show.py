@@ -11,10 +11,11 @@ from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from bench.analysis.cells import Cell, aggregate, load_model_caption
 from bench.analysis.compare import Comparison, change_text
 from bench.records.run_folder import RunFolder
 from bench.records.schema import PointRecord, RunRecord
-from bench.report.build import Cell, aggregate, calibration_text, databases_text, load_model_caption
+from bench.report.build import calibration_text, databases_text
 from bench.report.faults import HEADERS as FAULT_HEADERS
 from bench.report.faults import fault_rows
 from bench.system.environment import machine_label
@@ -73,10 +74,6 @@ def _optional(value: float | None, template: str) -> str:
     return "–" if value is None else template.format(value)
 
 
-def _stalled(cell: Cell) -> bool:
-    return "stalled" in cell.flags and cell.requests_per_s == 0
-
-
 def _throughput(cell: Cell) -> str:
     text = f"{cell.requests_per_s:,.0f}"
     if cell.requests_per_s_ci is not None:
@@ -87,7 +84,7 @@ def _throughput(cell: Cell) -> str:
 
 
 def _p99(cell: Cell) -> str:
-    if _stalled(cell):
+    if cell.stalled:
         return "–"
     text = f"{cell.latency_ms_p99:,.1f}"
     if cell.service_ms_p99 is not None:
@@ -122,7 +119,7 @@ def load_tables(cells: Sequence[Cell], repeats: int) -> list[Table]:
                 pool,
                 str(cell.thread_tokens) if cell.mode == "sync" else "–",
                 _throughput(cell),
-                "–" if _stalled(cell) else f"{cell.latency_ms_p50:,.1f}",
+                "–" if cell.stalled else f"{cell.latency_ms_p50:,.1f}",
                 _p99(cell),
                 f"{cell.error_rate:.2%}",
                 _optional(cell.pool_wait_ms_p99, "{:,.1f}"),

@@ -2,28 +2,25 @@
 sync/async ratios, each saved as PNG and SVG, drawn only from a run's records.
 
 Every chart is skipped, without a file, when the records lack what it needs (one pool setting, one load, no
-histograms, no timelines, no sync/async pair). The drawing modules import bench.report.build's helpers, and
-bench.report.build calls draw_catalogue: they are imported when it is called, so either module may be imported first.
+histograms, no timelines, no sync/async pair).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from bench.analysis.cells import aggregate
 from bench.records.schema import PointRecord, RunRecord
+from bench.report.charts.faults import draw_fault_recovery
+from bench.report.charts.heatmaps import draw_heatmaps
+from bench.report.charts.knee import draw_knee_curves
+from bench.report.charts.ratio import draw_ratio_charts
+from bench.report.charts.spectrum import draw_spectra
+from bench.report.charts.timeseries import draw_timelines
 
 
 def draw_catalogue(run: RunRecord, points: list[PointRecord], out_dir: Path) -> list[Path]:
     """Draw every chart the records support into `out_dir`; returns the files written (a PNG and an SVG each)."""
-    # Imported here: these modules import bench.report.build, which imports this package (a cycle at import time).
-    from bench.report.build import aggregate  # noqa: PLC0415
-    from bench.report.charts.faults import draw_fault_recovery  # noqa: PLC0415
-    from bench.report.charts.heatmaps import draw_heatmaps  # noqa: PLC0415
-    from bench.report.charts.knee import draw_knee_curves  # noqa: PLC0415
-    from bench.report.charts.ratio import draw_ratio_charts  # noqa: PLC0415
-    from bench.report.charts.spectrum import draw_spectra  # noqa: PLC0415
-    from bench.report.charts.timeseries import draw_timelines  # noqa: PLC0415
-
     cells = aggregate(points)
     if not cells:
         return []

@@ -1,4 +1,4 @@
-"""What every chart of the catalogue shares: titles, variant labels, stall checks, bands and saving as PNG + SVG."""
+"""What every chart of the catalogue shares: titles, variant labels, pool settings, bands and log scales."""
 
 from __future__ import annotations
 
@@ -6,24 +6,18 @@ import math
 import re
 import textwrap
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")  # files only; no display on servers and CI
-import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
+from bench.analysis.cells import Cell, Interval, load_model_caption
 from bench.records.schema import RunRecord
-from bench.report.build import Cell, Interval, load_model_caption
-from bench.report.figures import write_figure
 from bench.system.environment import machine_label
 
 SURROGATE = "SURROGATE"
-# The mode is also in the marker, so sync/async/blocking read apart even where colours are close (as in report.py).
-MARKERS = {"sync": "o", "async": "s", "blocking": "v"}
 
 
 def is_surrogate(run: RunRecord, backend_label: str) -> bool:
@@ -63,11 +57,6 @@ def chart_title(run: RunRecord, what: str, backend_labels: Iterable[str]) -> str
     return "\n".join([*lines, context])
 
 
-def stalled(cell: Cell) -> bool:
-    """No request completed: its latency is no measurement at all, never a fast-looking zero."""
-    return "stalled" in cell.flags and cell.requests_per_s == 0
-
-
 def pool_settings(cells: Iterable[Cell]) -> list[tuple[int, int]]:
     """The (pool_size, max_overflow) settings of the pooled cells, in order."""
     return sorted(
@@ -97,15 +86,3 @@ def plain_log_scale(axis: Axes) -> None:
     axis.set_yscale("log")
     axis.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
     axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
-
-
-def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write `figure` as <stem>.png and <stem>.svg and close it; returns both paths."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-    try:
-        write_figure(figure, png)
-        write_figure(figure, svg)
-    finally:
-        plt.close(figure)
-    return [png, svg]

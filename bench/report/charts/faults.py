@@ -7,8 +7,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from bench.records.schema import FaultRecord, PointRecord, RunRecord
-from bench.report.charts.common import chart_title, save_figure, variant_label
+from bench.report.charts.common import chart_title, variant_label
 from bench.report.faults import faulted
+from bench.report.figures import save_figure
 
 # The recorded slices are 100 ms; bars of half a second stay readable over a minute and still show a recovery.
 BAR_S = 0.5

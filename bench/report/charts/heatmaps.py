@@ -19,9 +19,11 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
+from bench.analysis.cells import Cell, views
 from bench.records.schema import RunRecord
-from bench.report.build import Cell, variant_colour, views
-from bench.report.charts.common import chart_title, pool_settings, save_figure, stalled, variant_label
+from bench.report.charts.common import chart_title, pool_settings, variant_label
+from bench.report.charts.palette import variant_colour
+from bench.report.figures import save_figure
 
 PANEL_COLUMNS = 4
 
@@ -82,7 +84,7 @@ def _draw_metric(
         squeeze=False, layout="constrained",
     )  # fmt: skip
     # One colour scale for every panel, so the same colour means the same value across variants.
-    values = [metric.value(c) for c in cells if not stalled(c)]
+    values = [metric.value(c) for c in cells if not c.stalled]
     norm = _norm(values, metric.log)
     colour_map = plt.get_cmap("viridis" if metric.higher_is_better else "viridis_r").with_extremes(bad="0.9")
     image: AxesImage | None = None
@@ -122,7 +124,7 @@ def _draw_panel(
     grid = np.full((len(overflows), len(sizes)), np.nan)
     by_position = {(overflows.index(c.max_overflow or 0), sizes.index(c.pool_size or 0)): c for c in series}
     for (row, column), measured in by_position.items():
-        if not stalled(measured):
+        if not measured.stalled:
             grid[row, column] = metric.value(measured)
     image = axis.imshow(np.ma.masked_invalid(grid), origin="lower", aspect="auto", cmap=colour_map, norm=norm)
     for row in range(len(overflows)):
@@ -130,7 +132,7 @@ def _draw_panel(
             cell = by_position.get((row, column))
             if cell is None:
                 axis.annotate("not run", (column, row), ha="center", va="center", fontsize=7, color="0.4")
-            elif stalled(cell):
+            elif cell.stalled:
                 # Hatched in red: a stall is a result (nothing completed), not a missing or a fast cell.
                 axis.add_patch(Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, hatch="xx", edgecolor="red"))
                 blank = {"facecolor": "white", "edgecolor": "none", "pad": 1}

@@ -16,19 +16,18 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 
+from bench.analysis.cells import Cell
 from bench.records.schema import RunRecord
-from bench.report.build import Cell, variant_colour
 from bench.report.charts.common import (
-    MARKERS,
     chart_title,
     plain_log_scale,
     pool_settings,
-    save_figure,
     setting_suffix,
     setting_text,
-    stalled,
     variant_label,
 )
+from bench.report.charts.palette import MARKERS, variant_colour
+from bench.report.figures import save_figure
 
 # A line: variant, thread-pool size (sync variants swept over it), connections (open model swept over them).
 LineKey = tuple[str, int | None, int | None]
@@ -110,7 +109,7 @@ def _draw_line(run: RunRecord, axis: Axes, key: LineKey, line: list[Cell], open_
     label += f", {connections} connections" if connections is not None else ""
     xs = [c.requests_per_s for c in line]
     # A stalled load measured no latency: a gap in the line, and a red cross on the throughput axis.
-    p99s = [math.nan if stalled(c) else c.latency_ms_p99 for c in line]
+    p99s = [math.nan if c.stalled else c.latency_ms_p99 for c in line]
     marker = MARKERS.get(first.mode, "D")
     axis.plot(xs, p99s, marker=marker, color=colour, label=label)
     for cell, x, y in zip(line, xs, p99s, strict=True):
@@ -118,12 +117,12 @@ def _draw_line(run: RunRecord, axis: Axes, key: LineKey, line: list[Cell], open_
             _interval_bars(axis, cell, x, y, colour)
         if not math.isnan(y):
             axis.annotate(_load_text(cell), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
-    stalled_loads = [c for c in line if stalled(c)]
+    stalled_loads = [c for c in line if c.stalled]
     if stalled_loads:
         axis.plot([0] * len(stalled_loads), [0.02] * len(stalled_loads), "X", color="red", markersize=11,
                   transform=axis.get_xaxis_transform(), clip_on=False, label=f"{variant}: stalled load")  # fmt: skip
     if open_model:  # the service time beside the corrected latency: the gap between them is queueing in front
-        services = [math.nan if stalled(c) or c.service_ms_p99 is None else c.service_ms_p99 for c in line]
+        services = [math.nan if c.stalled or c.service_ms_p99 is None else c.service_ms_p99 for c in line]
         if any(not math.isnan(s) for s in services):
             axis.plot(xs, services, linestyle="--", marker=marker, markerfacecolor="none", color=colour,
                       label=f"{variant}: service time p99")  # fmt: skip

@@ -20,9 +20,11 @@ import matplotlib.pyplot as plt
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 
+from bench.analysis.cells import Cell, Interval, views
 from bench.records.schema import PointRecord, RunRecord
-from bench.report.build import Cell, Interval, variant_colour, views
-from bench.report.charts.common import MARKERS, chart_title, confidence_band, save_figure, stalled, variant_label
+from bench.report.charts.common import chart_title, confidence_band, variant_label
+from bench.report.charts.palette import MARKERS, variant_colour
+from bench.report.figures import save_figure
 
 Pair = tuple[str, str]  # (sync variant, async variant)
 
@@ -118,7 +120,7 @@ def _draw_pair(
     xs = [float(s.pool_size or 0) for s, _ in series]
     throughput = [_ratio(a.requests_per_s, s.requests_per_s) for s, a in series]
     # A stalled side has no latency: no ratio there, a gap in the line and a note instead.
-    p99 = [math.nan if stalled(s) or stalled(a) else _ratio(a.latency_ms_p99, s.latency_ms_p99) for s, a in series]
+    p99 = [math.nan if s.stalled or a.stalled else _ratio(a.latency_ms_p99, s.latency_ms_p99) for s, a in series]
     throughput_axis.plot(xs, throughput, marker=MARKERS["async"], color=colour, label=label)
     latency_axis.plot(xs, p99, marker=MARKERS["async"], color=colour, label=label)
     confidence_band(throughput_axis, xs, [_ratio_interval(a.requests_per_s_ci, s.requests_per_s_ci) for s, a in series],
@@ -126,7 +128,7 @@ def _draw_pair(
     confidence_band(latency_axis, xs, [_ratio_interval(a.latency_ms_p99_ci, s.latency_ms_p99_ci) for s, a in series],
                     colour)  # fmt: skip
     for x, (sync_cell, async_cell) in zip(xs, series, strict=True):
-        stalled_sides = [name for name, cell in ((sync_name, sync_cell), (async_name, async_cell)) if stalled(cell)]
+        stalled_sides = [name for name, cell in ((sync_name, sync_cell), (async_name, async_cell)) if cell.stalled]
         if stalled_sides:
             for axis in (throughput_axis, latency_axis):
                 axis.annotate(f"{' and '.join(stalled_sides)} stalled", (x, 0.02), xycoords=("data", "axes fraction"),

@@ -21,19 +21,19 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 
+from bench.analysis.cells import Cell, views
 from bench.records.latency import decode, new_histogram
 from bench.records.schema import PointRecord, RunRecord
-from bench.report.build import Cell, variant_colour, views
 from bench.report.charts.common import (
     chart_title,
     plain_log_scale,
     pool_settings,
-    save_figure,
     setting_suffix,
     setting_text,
-    stalled,
     variant_label,
 )
+from bench.report.charts.palette import variant_colour
+from bench.report.figures import save_figure
 
 MAX_SETTINGS = 4
 MAX_NINES = 6  # 99.9999th percentile: beyond it no run of this harness has enough requests
@@ -77,7 +77,7 @@ def _draw_lines(run: RunRecord, axis: Axes, lines: list[tuple[Cell, dict[str, An
         colour = variant_colour(cell.variant)
         label = variant_label(run, cell.variant, cell.mode, cell.backend_label)
         if not by_kind:  # named, so a variant missing from the chart is not mistaken for one left out
-            reason = "stalled, no request completed" if stalled(cell) else "no histogram recorded"
+            reason = "stalled, no request completed" if cell.stalled else "no histogram recorded"
             axis.plot([], [], marker="X", linestyle="none", color=colour, label=f"{label}: {reason}")
             continue
         solid_done = False

@@ -18,8 +18,9 @@ from matplotlib.axes import Axes
 
 from bench.records.schema import PointRecord, RunRecord, TimelineSample
 from bench.records.telemetry import TelemetrySample
-from bench.report.build import variant_colour
-from bench.report.charts.common import chart_title, save_figure, setting_text, variant_label
+from bench.report.charts.common import chart_title, setting_text, variant_label
+from bench.report.charts.palette import variant_colour
+from bench.report.figures import save_figure
 
 MAX_ALL_POINTS = 8
 _SECONDARY_COLOURS = ("0.2", "0.45", "0.65")
@@ -79,7 +80,7 @@ def _has_timeline(point: PointRecord) -> bool:
 
 
 def _badness(point: PointRecord) -> tuple[bool, float, int]:
-    stalled = "stalled" in point.flags
+    stalled = point.stalled
     p99 = point.metrics.latency_ms_p99 if point.metrics else 0.0
     return (stalled, p99, -point.index)  # ties: the earlier point
 
